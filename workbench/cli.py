@@ -1,0 +1,121 @@
+"""The ``workbench`` command: a thin layer over the library.
+
+    workbench audit --out DIR                      context-control audit -> DIR/audit.csv
+    workbench probe --values all --out DIR         probes -> DIR/accuracy.csv, DIR/vectors/<value>.*
+    workbench demo --out DIR                       the main job: audit + probes for all 10 values
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from workbench.datasets import DATASETS, audit, load_pairs
+from workbench.tables import write_csv
+from workbench.values import resolve_values
+
+__all__ = ["main"]
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    rows = []
+    for value in resolve_values(args.values):
+        for dataset in DATASETS:
+            result = audit(load_pairs(value, dataset), dataset)
+            rows.append((value, dataset, result.unique_share))
+            print(f"{value:15s} {dataset:10s} unique_share={result.unique_share:.2f}")
+    path = write_csv(Path(args.out) / "audit.csv", ["value", "dataset", "unique_share"], rows)
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from workbench.model import load_model
+    from workbench.probes import NoLayerQualifies, probe_value
+    from workbench.vectors import save_vector
+
+    values = resolve_values(args.values)
+    model = load_model(args.model, device=args.device)
+    out = Path(args.out)
+    rows, failed = [], []
+    for value in values:
+        pairs = load_pairs(value, args.dataset)
+        try:
+            vec = probe_value(model, pairs, dataset=args.dataset, seed=args.seed, threshold=args.threshold,
+                              exclude_last=args.exclude_last, shuffle_labels=args.shuffle_labels,
+                              cache=args.cache)
+        except NoLayerQualifies as err:
+            failed.append(f"{value}: {err}")
+            continue
+        rows += [(value, layer, float(vec.train_acc[layer]), float(vec.test_acc[layer])) for layer in range(vec.n_layers)]
+        if not args.shuffle_labels:
+            save_vector(vec, out / "vectors" / f"{value}.safetensors")
+        best = int(vec.test_acc.argmax())
+        print(f"{value:15s} best layer {best:2d} test_acc={float(vec.test_acc[best]):.3f} "
+              f"mean test_acc={float(vec.test_acc.mean()):.3f} steering layers={list(vec.layers)}")
+    path = write_csv(out / "accuracy.csv", ["value", "layer", "train_acc", "test_acc"], rows)
+    print(f"wrote {path}" + ("" if args.shuffle_labels else f" and {len(values) - len(failed)} vectors"))
+    for line in failed:
+        print(f"error: {line}", file=sys.stderr)
+    return 2 if failed else 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    code = _cmd_audit(args)
+    return code or _cmd_probe(args)
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    from workbench.model import DEFAULT_MODEL
+
+    p.add_argument("--model", default=DEFAULT_MODEL, help="embedded default, HF folder, .gguf file or cached hub name")
+    p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, ...")
+
+
+def _add_probe_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", choices=DATASETS, default="controlled")
+    p.add_argument("--shuffle-labels", action="store_true", help="control run with permuted training labels")
+    p.add_argument("--threshold", type=float, default=0.9, help="test accuracy a steering layer must exceed")
+    p.add_argument("--exclude-last", type=int, default=5, help="never steer the last K layers")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache", action="store_true", help="cache activations on disk")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="workbench", description="ConVA value probing and steering.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("audit", help="context-control audit of the shipped pairs")
+    p.add_argument("--values", default="all")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_cmd_audit)
+
+    p = sub.add_parser("probe", help="per-layer probes and value vectors")
+    p.add_argument("--values", default="all")
+    p.add_argument("--out", required=True)
+    _add_probe_args(p)
+    _add_model_args(p)
+    p.set_defaults(func=_cmd_probe)
+
+    p = sub.add_parser("demo", help="the main job: audit and probes for all values")
+    p.add_argument("--values", default="all")
+    p.add_argument("--out", default="out")
+    _add_probe_args(p)
+    _add_model_args(p)
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

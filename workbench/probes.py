@@ -1,0 +1,138 @@
+"""Per-layer logistic probes: positive vs negative residuals, accuracy curves, layer selection.
+
+Example:
+    >>> from workbench import load_model, load_pairs, probe_value
+    >>> vec = probe_value(load_model(), load_pairs("power"))
+    >>> vec.layers                 # steering layers: test acc > 0.9, last 5 layers excluded
+    (9, 10, 11, ...)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from workbench import __version__
+from workbench.activations import extract
+from workbench.datasets import ContrastPair, split_pairs
+from workbench.io import text_hash
+from workbench.model import HOOK_SITE, fingerprint, model_info
+from workbench.vectors import ValueVector
+
+__all__ = ["NoLayerQualifies", "fit_probes", "probe_value", "select_layers"]
+
+
+class NoLayerQualifies(ValueError):
+    """No layer reaches the accuracy threshold outside the excluded last layers."""
+
+
+def fit_layer(x_train: np.ndarray, y_train: np.ndarray, c: float, seed: int) -> tuple[np.ndarray, float]:
+    """Fit one logistic probe on standardised features and fold the scaling back into (w, b)."""
+    scaler = StandardScaler().fit(x_train)
+    clf = LogisticRegression(C=c, max_iter=2000, random_state=seed)
+    clf.fit(scaler.transform(x_train), y_train)
+    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+    w = clf.coef_[0] / scale
+    b = float(clf.intercept_[0] - np.dot(clf.coef_[0], scaler.mean_ / scale))
+    return w, b
+
+
+def fit_probes(
+    pos_train: torch.Tensor,
+    neg_train: torch.Tensor,
+    pos_test: torch.Tensor,
+    neg_test: torch.Tensor,
+    c: float = 1.0,
+    seed: int = 0,
+    shuffle_labels: bool = False,
+) -> dict[str, torch.Tensor]:
+    """Fit a probe per layer on ``[n, layers, d]`` activations; returns weight, bias, accuracies, mean_diff.
+
+    ``shuffle_labels`` permutes the training labels (a control: test accuracy should fall to ~0.5).
+    """
+    for name, t in (("pos_train", pos_train), ("neg_train", neg_train), ("pos_test", pos_test), ("neg_test", neg_test)):
+        if t.ndim != 3 or t.shape[0] == 0:
+            raise ValueError(f"{name} must be a non-empty [n, layers, d_model] tensor, got shape {tuple(t.shape)}.")
+    x_train = torch.cat([pos_train, neg_train]).double().numpy()
+    x_test = torch.cat([pos_test, neg_test]).double().numpy()
+    y_train = np.r_[np.ones(len(pos_train)), np.zeros(len(neg_train))]
+    y_test = np.r_[np.ones(len(pos_test)), np.zeros(len(neg_test))]
+    if shuffle_labels:
+        y_train = np.random.default_rng(seed).permutation(y_train)
+    n_layers, d = x_train.shape[1], x_train.shape[2]
+    weight, bias = np.zeros((n_layers, d)), np.zeros(n_layers)
+    train_acc, test_acc = np.zeros(n_layers), np.zeros(n_layers)
+    for layer in range(n_layers):
+        w, b = fit_layer(x_train[:, layer], y_train, c, seed)
+        weight[layer], bias[layer] = w, b
+        train_acc[layer] = np.mean(((x_train[:, layer] @ w + b) > 0) == y_train)
+        test_acc[layer] = np.mean(((x_test[:, layer] @ w + b) > 0) == y_test)
+    mean_diff = pos_train.double().mean(0) - neg_train.double().mean(0)
+    as_t = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+    return {"weight": as_t(weight), "bias": as_t(bias), "train_acc": as_t(train_acc),
+            "test_acc": as_t(test_acc), "mean_diff": mean_diff.float()}
+
+
+def select_layers(test_acc: Sequence[float] | torch.Tensor, threshold: float = 0.9, exclude_last: int = 5) -> tuple[int, ...]:
+    """Layers with test accuracy above ``threshold``, excluding the last ``exclude_last`` layers."""
+    acc = [float(a) for a in test_acc]
+    if not 0 <= exclude_last < len(acc):
+        raise ValueError(f"exclude_last must be in 0..{len(acc) - 1}, got {exclude_last}.")
+    candidates = range(len(acc) - exclude_last)
+    layers = tuple(i for i in candidates if acc[i] > threshold)
+    if not layers:
+        best = max(candidates, key=lambda i: acc[i])
+        raise NoLayerQualifies(
+            f"No layer has test accuracy above {threshold} outside the last {exclude_last} layers "
+            f"(best: layer {best} at {acc[best]:.3f}). Lower the threshold, exclude fewer layers, or add data."
+        )
+    return layers
+
+
+def probe_value(
+    model: Any,
+    pairs: Sequence[ContrastPair],
+    dataset: str = "controlled",
+    test_fraction: float = 0.25,
+    seed: int = 0,
+    threshold: float = 0.9,
+    exclude_last: int = 5,
+    c: float = 1.0,
+    shuffle_labels: bool = False,
+    batch_size: int = 32,
+    cache: bool = False,
+    progress: bool = True,
+) -> ValueVector:
+    """Extract activations for ``pairs``, fit per-layer probes and pick steering layers.
+
+    With ``shuffle_labels`` no layer is expected to qualify; the vector then keeps all candidate
+    layers so the accuracy curve can still be inspected.
+    """
+    if not pairs:
+        raise ValueError("No pairs given: the data set is empty.")
+    values = {p.value for p in pairs}
+    if len(values) != 1:
+        raise ValueError(f"Pairs mix several values {sorted(values)}; probe one value at a time.")
+    train, test = split_pairs(pairs, test_fraction=test_fraction, seed=seed)
+    texts = [p.positive for p in train] + [p.negative for p in train] + [p.positive for p in test] + [p.negative for p in test]
+    acts = extract(model, texts, batch_size=batch_size, cache=cache, progress=progress)
+    a, b = len(train), len(test)
+    fit = fit_probes(acts[:a], acts[a : 2 * a], acts[2 * a : 2 * a + b], acts[2 * a + b :], c=c, seed=seed,
+                     shuffle_labels=shuffle_labels)
+    try:
+        layers = select_layers(fit["test_acc"], threshold, exclude_last)
+    except NoLayerQualifies:
+        if not shuffle_labels:
+            raise
+        layers = tuple(range(model.cfg.n_layers - exclude_last))
+    meta = {**model_info(model), "model_fingerprint": fingerprint(model), "hook_site": HOOK_SITE,
+            "dataset": dataset, "data_hash": text_hash(texts), "n_train_pairs": a, "n_test_pairs": b,
+            "seed": seed, "threshold": threshold, "exclude_last": exclude_last, "C": c,
+            "shuffle_labels": shuffle_labels, "package_version": __version__}
+    return ValueVector(next(iter(values)), fit["weight"], fit["bias"], fit["mean_diff"], fit["train_acc"],
+                       fit["test_acc"], layers, meta)
