@@ -45,7 +45,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         try:
             vec = probe_value(model, pairs, dataset=args.dataset, seed=args.seed, threshold=args.threshold,
                               exclude_last=args.exclude_last, shuffle_labels=args.shuffle_labels,
-                              cache=args.cache)
+                              fallback_top=args.fallback_top, cache=args.cache)
         except NoLayerQualifies as err:
             failed.append(f"{value}: {err}")
             continue
@@ -55,6 +55,9 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         best = int(vec.test_acc.argmax())
         print(f"{value:15s} best layer {best:2d} test_acc={float(vec.test_acc[best]):.3f} "
               f"mean test_acc={float(vec.test_acc.mean()):.3f} steering layers={list(vec.layers)}")
+        if vec.meta["layer_selection"].startswith("fallback"):
+            print(f"warning: {value}: no layer above {args.threshold}; steering the {args.fallback_top} best layers",
+                  file=sys.stderr)
     path = write_csv(out / "accuracy.csv", ["value", "layer", "train_acc", "test_acc"], rows)
     print(f"wrote {path}" + ("" if args.shuffle_labels else f" and {len(values) - len(failed)} vectors"))
     for line in failed:
@@ -79,6 +82,8 @@ def _add_probe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shuffle-labels", action="store_true", help="control run with permuted training labels")
     p.add_argument("--threshold", type=float, default=0.9, help="test accuracy a steering layer must exceed")
     p.add_argument("--exclude-last", type=int, default=5, help="never steer the last K layers")
+    p.add_argument("--fallback-top", type=int, default=0,
+                   help="when no layer passes the threshold, steer the K best layers (with a warning) instead of failing")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", action="store_true", help="cache activations on disk")
 
@@ -104,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out")
     _add_probe_args(p)
     _add_model_args(p)
-    p.set_defaults(func=_cmd_demo)
+    p.set_defaults(func=_cmd_demo, fallback_top=3)
     return parser
 
 

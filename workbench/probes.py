@@ -78,13 +78,21 @@ def fit_probes(
             "test_acc": as_t(test_acc), "mean_diff": mean_diff.float()}
 
 
-def select_layers(test_acc: Sequence[float] | torch.Tensor, threshold: float = 0.9, exclude_last: int = 5) -> tuple[int, ...]:
-    """Layers with test accuracy above ``threshold``, excluding the last ``exclude_last`` layers."""
+def select_layers(
+    test_acc: Sequence[float] | torch.Tensor, threshold: float = 0.9, exclude_last: int = 5, fallback_top: int = 0
+) -> tuple[int, ...]:
+    """Layers with test accuracy above ``threshold``, excluding the last ``exclude_last`` layers.
+
+    When none qualifies, raise :class:`NoLayerQualifies`, or with ``fallback_top=k`` return the k
+    best candidate layers instead (the caller records that the threshold was not met).
+    """
     acc = [float(a) for a in test_acc]
     if not 0 <= exclude_last < len(acc):
         raise ValueError(f"exclude_last must be in 0..{len(acc) - 1}, got {exclude_last}.")
     candidates = range(len(acc) - exclude_last)
     layers = tuple(i for i in candidates if acc[i] > threshold)
+    if not layers and fallback_top > 0:
+        return tuple(sorted(sorted(candidates, key=lambda i: -acc[i])[:fallback_top]))
     if not layers:
         best = max(candidates, key=lambda i: acc[i])
         raise NoLayerQualifies(
@@ -104,6 +112,7 @@ def probe_value(
     exclude_last: int = 5,
     c: float = 1.0,
     shuffle_labels: bool = False,
+    fallback_top: int = 0,
     batch_size: int = 32,
     cache: bool = False,
     progress: bool = True,
@@ -111,7 +120,8 @@ def probe_value(
     """Extract activations for ``pairs``, fit per-layer probes and pick steering layers.
 
     With ``shuffle_labels`` no layer is expected to qualify; the vector then keeps all candidate
-    layers so the accuracy curve can still be inspected.
+    layers so the accuracy curve can still be inspected. ``fallback_top=k`` steers the k best layers
+    when none passes the threshold; ``meta["layer_selection"]`` then says so.
     """
     if not pairs:
         raise ValueError("No pairs given: the data set is empty.")
@@ -124,15 +134,21 @@ def probe_value(
     a, b = len(train), len(test)
     fit = fit_probes(acts[:a], acts[a : 2 * a], acts[2 * a : 2 * a + b], acts[2 * a + b :], c=c, seed=seed,
                      shuffle_labels=shuffle_labels)
+    selection = "threshold"
     try:
         layers = select_layers(fit["test_acc"], threshold, exclude_last)
     except NoLayerQualifies:
-        if not shuffle_labels:
+        if shuffle_labels:
+            layers, selection = tuple(range(model.cfg.n_layers - exclude_last)), "all-candidates"
+        elif fallback_top > 0:
+            layers = select_layers(fit["test_acc"], threshold, exclude_last, fallback_top)
+            selection = f"fallback-top-{fallback_top}"
+        else:
             raise
-        layers = tuple(range(model.cfg.n_layers - exclude_last))
     meta = {**model_info(model), "model_fingerprint": fingerprint(model), "hook_site": HOOK_SITE,
             "dataset": dataset, "data_hash": text_hash(texts), "n_train_pairs": a, "n_test_pairs": b,
             "seed": seed, "threshold": threshold, "exclude_last": exclude_last, "C": c,
-            "shuffle_labels": shuffle_labels, "package_version": __version__}
+            "shuffle_labels": shuffle_labels,
+            "layer_selection": selection, "package_version": __version__}
     return ValueVector(next(iter(values)), fit["weight"], fit["bias"], fit["mean_diff"], fit["train_acc"],
                        fit["test_acc"], layers, meta)

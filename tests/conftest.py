@@ -1,0 +1,61 @@
+"""Shared fixtures: a tiny random model for unit tests, the embedded model once per session,
+and a check after every test that no hook was left on either model."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from transformer_lens.hook_points import HookPoint
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny import make_tiny_model_folder  # noqa: E402
+
+from workbench.model import load_model  # noqa: E402
+
+_LOADED: list = []
+
+
+def count_hooks(model) -> int:
+    """Hooks currently registered on the model's hook points (where ``model.hooks()`` puts them).
+
+    The bridge keeps a few permanent hooks of its own on the wrapped Hugging Face modules; those
+    are not hook points and are not counted.
+    """
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules() if isinstance(m, HookPoint))
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory) -> Path:
+    return make_tiny_model_folder(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_folder):
+    model = load_model(tiny_folder, device="cpu")
+    _LOADED.append(model)
+    return model
+
+
+@pytest.fixture(scope="session")
+def other_tiny_model(tmp_path_factory):
+    """Same architecture as ``tiny_model`` but different random weights."""
+    folder = make_tiny_model_folder(tmp_path_factory.mktemp("tiny2") / "model", seed=1)
+    return load_model(folder, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def embedded_model():
+    model = load_model(device="cpu")
+    _LOADED.append(model)
+    return model
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_hooks():
+    before = [count_hooks(m) for m in _LOADED]
+    yield
+    after = [count_hooks(m) for m in _LOADED[: len(before)]]
+    assert after == before, f"hooks left on a model after the test: {before} -> {after}"

@@ -1,0 +1,78 @@
+import json
+import pickle
+
+import pytest
+import torch
+
+from workbench.model import fingerprint, model_info
+from workbench.vectors import ArtefactError, ValueVector, load_vector, save_vector
+
+
+def make_vector(model, layers=(1, 2)) -> ValueVector:
+    n, d = model.cfg.n_layers, model.cfg.d_model
+    g = torch.Generator().manual_seed(0)
+    meta = {**model_info(model), "model_fingerprint": fingerprint(model), "hook_site": "hook_resid_post"}
+    return ValueVector("power", torch.randn(n, d, generator=g), torch.randn(n, generator=g),
+                       torch.randn(n, d, generator=g), torch.rand(n, generator=g), torch.rand(n, generator=g),
+                       tuple(layers), meta)
+
+
+def test_round_trip(tiny_model, tmp_path):
+    vec = make_vector(tiny_model)
+    path = save_vector(vec, tmp_path / "power")
+    assert path.suffix == ".safetensors" and path.with_suffix(".json").is_file()
+    back = load_vector(path, model=tiny_model)
+    for name in ("weight", "bias", "mean_diff", "train_acc", "test_acc"):
+        assert torch.equal(getattr(back, name), getattr(vec, name))
+    assert back.layers == vec.layers and back.value == "power"
+    meta = json.loads(path.with_suffix(".json").read_text())
+    for key in ("format_version", "model_fingerprint", "d_model", "hook_site", "layers"):
+        assert key in meta
+    assert torch.allclose(back.direction(1).norm(), torch.tensor(1.0))
+
+
+def test_wrong_model_refused(tiny_model, other_tiny_model, tmp_path):
+    path = save_vector(make_vector(tiny_model), tmp_path / "v")
+    with pytest.raises(ArtefactError, match="not for this model"):
+        load_vector(path, model=other_tiny_model)
+
+
+def test_wrong_width_refused(tiny_model, tmp_path):
+    vec = make_vector(tiny_model)
+    path = save_vector(vec, tmp_path / "v")
+    meta = json.loads(path.with_suffix(".json").read_text())
+    meta["d_model"] = 999
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    with pytest.raises(ArtefactError, match="damaged|d_model"):
+        load_vector(path, model=tiny_model)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "pickle", "json", "version", "missing_json", "nan"])
+def test_damaged_files_give_clear_errors(tiny_model, tmp_path, damage):
+    vec = make_vector(tiny_model)
+    path = save_vector(vec, tmp_path / "v")
+    meta_path = path.with_suffix(".json")
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[:50])
+    elif damage == "pickle":
+        path.write_bytes(pickle.dumps({"weight": [1, 2, 3]}))
+    elif damage == "json":
+        meta_path.write_text("{broken")
+    elif damage == "version":
+        meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "format_version": 99}))
+    elif damage == "missing_json":
+        meta_path.unlink()
+    elif damage == "nan":
+        bad = ValueVector(vec.value, vec.weight * float("nan"), vec.bias, vec.mean_diff, vec.train_acc,
+                          vec.test_acc, vec.layers, vec.meta)
+        save_vector(bad, path)
+    named = meta_path.name if damage in ("json", "version", "missing_json") else path.name
+    with pytest.raises(ArtefactError, match=named):
+        load_vector(path)
+
+
+def test_with_layers_validates(tiny_model):
+    vec = make_vector(tiny_model)
+    assert vec.with_layers([3, 1, 1]).layers == (1, 3)
+    with pytest.raises(ValueError):
+        vec.with_layers([99])
