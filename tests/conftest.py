@@ -11,9 +11,9 @@ from transformer_lens.hook_points import HookPoint
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tiny import make_tiny_model_folder  # noqa: E402
+from tiny import make_tiny_model_folder
 
-from workbench.model import load_model  # noqa: E402
+from workbench.model import load_model
 
 _LOADED: list = []
 

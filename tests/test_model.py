@@ -39,7 +39,7 @@ def test_missing_folder_is_clear_error(tmp_path):
     import pytest
 
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="config.json"):
+    with pytest.raises(FileNotFoundError, match=r"config\.json"):
         load_model(tmp_path / "empty")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_model(tmp_path / "nothing.gguf")

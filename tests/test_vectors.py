@@ -43,7 +43,7 @@ def test_wrong_width_refused(tiny_model, tmp_path):
     meta = json.loads(path.with_suffix(".json").read_text())
     meta["d_model"] = 999
     path.with_suffix(".json").write_text(json.dumps(meta))
-    with pytest.raises(ArtefactError, match="damaged|d_model"):
+    with pytest.raises(ArtefactError, match=r"damaged|d_model"):
         load_vector(path, model=tiny_model)
 
 
