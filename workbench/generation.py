@@ -1,0 +1,157 @@
+"""Batched (steered) generation with the chat template, left padding, KV cache and an audit per prompt.
+
+Methods: ``none`` (plain model), ``prompt`` (ICA: "You have a high level of V. <definition>" as the
+system prompt), ``caa`` (fixed-coefficient mean-difference addition on the vector's layers),
+``conva`` (closed-form shift behind the gate) and ``conva-nogate`` (closed form, gate ignored).
+ConVA on vectors from the non-controlled pairs is ``conva`` with such a vector.
+
+Example:
+    >>> out = generate(model, ["Should I take the promotion?"], vector=vec, gate=gate, method="conva")
+    >>> out.texts[0], out.audits[0].fired
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from workbench.gate import Gate
+from workbench.steering import MODES, check_probability, steer
+from workbench.values import get_value
+from workbench.vectors import ValueVector
+
+__all__ = ["GENERATION_METHODS", "GenerationResult", "PromptAudit", "chat_texts", "generate", "high_value_prompt"]
+
+GENERATION_METHODS = ("none", "prompt", "caa", "conva", "conva-nogate")
+
+
+@dataclass(frozen=True)
+class PromptAudit:
+    """What happened to one prompt: gate score, whether steering fired, and per-layer P_V and eps."""
+
+    gate_score: float | None
+    fired: bool
+    layers: tuple[dict[str, float], ...]
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    texts: tuple[str, ...]
+    audits: tuple[PromptAudit, ...]
+
+
+def high_value_prompt(value: str, level: str = "high") -> str:
+    """The ICA system prompt: "You have a <level> level of <value>. <definition>"."""
+    v = get_value(value)
+    return f"You have a {level} level of {v.name}. {v.definition}"
+
+
+def chat_texts(model: Any, prompts: Sequence[str], system_prompt: str | None = None) -> list[str]:
+    """Apply the model's chat template (with the generation prompt) to each user prompt."""
+    tok = model.tokenizer
+    out = []
+    for p in prompts:
+        messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
+            {"role": "user", "content": p}]
+        out.append(tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+    return out
+
+
+def _cut(text: str, stop_strings: Sequence[str]) -> str:
+    for s in stop_strings:
+        i = text.find(s)
+        if i >= 0:
+            text = text[:i]
+    return text.strip()
+
+
+def _generate_batch(model: Any, chats: list[str], max_new_tokens: int, do_sample: bool, temperature: float,
+                    stop_strings: Sequence[str]) -> list[str]:
+    from workbench.activations import tokenize
+
+    ids, mask = tokenize(model, chats)
+    eos = model.tokenizer.eos_token_id
+    with torch.no_grad():
+        out = model.generate(ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=do_sample,
+                             temperature=temperature, verbose=False, return_type="tokens", eos_token_id=eos,
+                             use_past_kv_cache=True)
+    texts = []
+    for row in out[:, ids.shape[1]:]:
+        tokens = row.tolist()
+        if eos in tokens:
+            tokens = tokens[: tokens.index(eos)]
+        texts.append(_cut(model.tokenizer.decode(tokens, skip_special_tokens=True), stop_strings))
+    return texts
+
+
+def generate(
+    model: Any,
+    prompts: Sequence[str],
+    vector: ValueVector | None = None,
+    method: str = "conva",
+    p0: float = 0.9,
+    gate: Gate | None = None,
+    g0: float | None = None,
+    mode: str = "prompt-once",
+    layers: Sequence[int] | None = None,
+    coef: float = 4.0,
+    system_prompt: str | None = None,
+    max_new_tokens: int = 48,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    seed: int = 0,
+    stop_strings: Sequence[str] = (),
+    batch_size: int = 8,
+) -> GenerationResult:
+    """Generate answers to ``prompts`` (chat template applied), steered by ``method``.
+
+    Returns the answers and, per prompt, a :class:`PromptAudit`. With ``method="conva"`` a gate is
+    required; rows where it stays closed are generated exactly as by the unsteered model.
+    """
+    if isinstance(prompts, str):
+        raise TypeError("Pass a list of prompts, not a single string.")
+    prompts = list(prompts)
+    if not prompts:
+        raise ValueError("No prompts given: pass at least one prompt.")
+    if method not in GENERATION_METHODS:
+        raise ValueError(f"Unknown method {method!r}; use one of {GENERATION_METHODS}.")
+    if mode not in MODES:
+        raise ValueError(f"Unknown mode {mode!r}; use one of {MODES}.")
+    if method != "none" and vector is None:
+        raise ValueError(f"Method {method!r} needs a value vector (vector=...).")
+    if method == "conva" and gate is None:
+        raise ValueError("Method 'conva' needs a gate; pass gate=... or use method='conva-nogate'.")
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}.")
+    p0 = check_probability("p0", p0)
+    if method == "prompt":
+        value_prompt = high_value_prompt(vector.value)
+        system_prompt = f"{value_prompt} {system_prompt}" if system_prompt else value_prompt
+
+    scores = gate.score(prompts, model) if (gate is not None and method == "conva") else None
+    threshold = (gate.g0 if g0 is None else check_probability("g0", g0)) if scores is not None else None
+    chats = chat_texts(model, prompts, system_prompt)
+    texts: list[str] = []
+    audits: list[PromptAudit] = []
+    for start in range(0, len(prompts), batch_size):
+        rows = slice(start, start + batch_size)
+        if method in ("none", "prompt"):
+            opened = [False] * len(chats[rows])
+            ctx: Any = contextlib.nullcontext(None)
+        else:
+            opened = (scores[rows] > threshold).tolist() if scores is not None else [True] * len(chats[rows])
+            ctx = steer(model, vector, p0=p0, gate_open=opened, mode=mode, layers=layers,
+                        method="caa" if method == "caa" else "conva", coef=coef)
+        if do_sample:
+            torch.manual_seed(seed + start)
+        with ctx as record:
+            texts += _generate_batch(model, chats[rows], max_new_tokens, do_sample, temperature, stop_strings)
+        for i, is_open in enumerate(opened):
+            score = None if scores is None else float(scores[start + i])
+            per_layer = tuple(record.for_row(i)) if record is not None and method != "caa" else ()
+            audits.append(PromptAudit(score, bool(is_open), per_layer))
+    return GenerationResult(tuple(texts), tuple(audits))

@@ -1,0 +1,180 @@
+"""ConVA steering: the closed-form minimal shift, hook factories and the ``steer()`` context manager.
+
+For each steering layer in forward order (earlier shifts already in place) and each gated-open row:
+
+    eps = max(0, (logit(P0) - b - w.e) / ||w||),    e' = e + eps * w / ||w||
+
+which is the smallest move that lifts the probe's P_V to P0, and zero where it is already there.
+
+Modes: ``prompt-once`` (ConVA) computes eps from the prompt's last token on the first forward pass
+and adds the same shift at every position of every later pass (generated tokens included);
+``per-step`` (SCAV) recomputes eps at the last position on every pass and shifts only there.
+Method ``caa`` adds ``coef * mean_diff`` at every position instead (a fixed-coefficient baseline).
+
+Example:
+    >>> with steer(model, vector, p0=0.9, gate_open=[True]) as audit:
+    ...     logits = model(tokens)
+    >>> audit.layers[0].eps
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from jaxtyping import Float
+
+from workbench.model import hook_name
+from workbench.vectors import ValueVector
+
+__all__ = ["MODES", "LayerRecord", "SteeringRecord", "closed_form_eps", "steer", "steering_hooks"]
+
+MODES = ("prompt-once", "per-step")
+METHODS = ("conva", "caa")
+
+
+def check_probability(name: str, p: float) -> float:
+    """Return ``p`` if it is a finite probability strictly inside (0, 1), else raise a clear error."""
+    if not isinstance(p, int | float) or not math.isfinite(p) or not 0.0 < p < 1.0:
+        raise ValueError(f"{name} must be a probability strictly between 0 and 1, got {p!r}.")
+    return float(p)
+
+
+def closed_form_eps(
+    resid: Float[torch.Tensor, "... d"], w: Float[torch.Tensor, " d"], b: float | torch.Tensor, p0: float
+) -> Float[torch.Tensor, ...]:
+    """Smallest eps >= 0 with sigmoid(w.(e + eps*w/||w||) + b) >= p0, for each residual ``e``."""
+    p0 = check_probability("p0", p0)
+    norm = w.norm()
+    if not torch.isfinite(norm) or norm <= 0:
+        raise ValueError("The probe weight must be finite and non-zero to define a direction.")
+    if not torch.isfinite(resid).all():
+        raise ValueError("The residual holds NaN or inf values; the model output is already broken.")
+    logit = math.log(p0 / (1.0 - p0))
+    margin = logit - (resid @ w + b)
+    return torch.clamp(margin / norm, min=0.0)
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """What steering did at one layer, per batch row, on the prompt's forward pass."""
+
+    layer: int
+    p_before: tuple[float, ...]
+    p_after: tuple[float, ...]
+    eps: tuple[float, ...]
+
+
+@dataclass
+class SteeringRecord:
+    """Filled in by the hooks while a ``steer()`` block runs (one entry per steered layer)."""
+
+    gate_open: tuple[bool, ...]
+    layers: list[LayerRecord] = field(default_factory=list)
+
+    def for_row(self, row: int) -> list[dict[str, float]]:
+        """Per-layer ``{layer, p_before, p_after, eps}`` dictionaries for one batch row."""
+        return [{"layer": r.layer, "p_before": r.p_before[row], "p_after": r.p_after[row], "eps": r.eps[row]}
+                for r in self.layers]
+
+
+def _open_mask(gate_open: bool | Sequence[bool] | torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
+    mask = torch.as_tensor(gate_open, dtype=torch.bool, device=device).reshape(-1)
+    if mask.numel() == 1:
+        return mask.expand(batch)
+    if mask.numel() != batch:
+        raise ValueError(f"gate_open has {mask.numel()} entries but the batch has {batch} rows.")
+    return mask
+
+
+def steering_hooks(
+    vector: ValueVector,
+    p0: float = 0.9,
+    mode: str = "prompt-once",
+    layers: Sequence[int] | None = None,
+    gate_open: bool | Sequence[bool] | torch.Tensor = True,
+    method: str = "conva",
+    coef: float = 1.0,
+    record: SteeringRecord | None = None,
+) -> list[tuple[str, Any]]:
+    """Build the ``(hook_name, fn)`` pairs for ``model.hooks(fwd_hooks=...)``.
+
+    Each call builds fresh state, so two steering blocks never share shifts.
+    """
+    if mode not in MODES:
+        raise ValueError(f"Unknown mode {mode!r}; use one of {MODES}.")
+    if method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}; use one of {METHODS}.")
+    p0 = check_probability("p0", p0)
+    layers = tuple(sorted(set(vector.layers if layers is None else (int(x) for x in layers))))
+    bad = [x for x in layers if not 0 <= x < vector.n_layers]
+    if bad or not layers:
+        raise ValueError(f"Layers {bad or '[]'} invalid: choose steering layers from 0..{vector.n_layers - 1}.")
+    shifts: dict[int, torch.Tensor] = {}
+
+    def make_hook(layer: int):
+        w_cpu, b_cpu = vector.weight[layer], float(vector.bias[layer])
+
+        def hook(resid: torch.Tensor, hook: Any) -> torch.Tensor:
+            w = w_cpu.to(resid.device, resid.dtype)
+            v = w / w.norm()
+            open_rows = _open_mask(gate_open, resid.shape[0], resid.device)
+            if method == "caa":
+                delta = coef * vector.mean_diff[layer].to(resid.device, resid.dtype)
+                return resid + open_rows[:, None, None] * delta
+            if mode == "prompt-once" and layer in shifts:
+                if shifts[layer].shape[0] != resid.shape[0]:
+                    raise RuntimeError("Batch size changed inside a prompt-once steer() block; open a new block.")
+                return resid + shifts[layer][:, None, :]
+            last = resid[:, -1]
+            eps = closed_form_eps(last.float(), w.float(), b_cpu, p0).to(resid.dtype) * open_rows
+            shift = eps[:, None] * v
+            if record is not None and layer not in shifts:
+                p_before = torch.sigmoid(last @ w + b_cpu)
+                p_after = torch.sigmoid((last + shift) @ w + b_cpu)
+                record.layers.append(LayerRecord(layer, tuple(p_before.tolist()), tuple(p_after.tolist()),
+                                                 tuple(eps.tolist())))
+            shifts[layer] = shift
+            if not bool(open_rows.any()):
+                return resid  # gate closed everywhere: leave the pass exactly as it was
+            if mode == "prompt-once":
+                return resid + shift[:, None, :]
+            out = resid.clone()
+            out[:, -1] = last + shift
+            return out
+
+        return hook
+
+    return [(hook_name(layer), make_hook(layer)) for layer in layers]
+
+
+@contextlib.contextmanager
+def steer(
+    model: Any,
+    vector: ValueVector,
+    p0: float = 0.9,
+    gate_open: bool | Sequence[bool] | torch.Tensor = True,
+    mode: str = "prompt-once",
+    layers: Sequence[int] | None = None,
+    method: str = "conva",
+    coef: float = 1.0,
+) -> Iterator[SteeringRecord]:
+    """Steer ``model`` toward ``vector``'s value inside the block; hooks are removed on exit and on error.
+
+    ``gate_open`` is one bool for the whole batch or one per row (from a gate's ``is_open``); closed
+    rows are left exactly as the unsteered model computes them. Yields a :class:`SteeringRecord`.
+    """
+    if vector.d_model != model.cfg.d_model or vector.n_layers != model.cfg.n_layers:
+        raise ValueError(
+            f"Vector for value {vector.value!r} has {vector.n_layers} layers x d_model {vector.d_model}; "
+            f"this model has {model.cfg.n_layers} x {model.cfg.d_model}. Probe this model instead."
+        )
+    open_tuple = tuple(bool(x) for x in torch.as_tensor(gate_open, dtype=torch.bool).reshape(-1).tolist())
+    record = SteeringRecord(open_tuple)
+    hooks = steering_hooks(vector, p0, mode, layers, gate_open, method, coef, record)
+    with model.hooks(fwd_hooks=hooks):
+        yield record
