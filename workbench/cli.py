@@ -3,6 +3,7 @@
     workbench audit --out DIR                      context-control audit -> DIR/audit.csv
     workbench probe --values all --out DIR         probes -> DIR/accuracy.csv, DIR/vectors/<value>.*
     workbench demo --out DIR                       the main job: audit + probes for all 10 values
+    workbench steer --value V --prompt "..."       unsteered vs steered answers with the audit
 """
 
 from __future__ import annotations
@@ -65,6 +66,56 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
+def _vector_for(model, value: str, vectors: Path, dataset: str):
+    from workbench.probes import probe_value
+    from workbench.vectors import load_vector, save_vector
+
+    path = vectors / f"{value}.safetensors"
+    if path.is_file():
+        return load_vector(path, model=model)
+    print(f"note: {path} not found; probing {value} now (run `workbench probe` to keep vectors)", file=sys.stderr)
+    vec = probe_value(model, load_pairs(value, dataset), dataset=dataset, fallback_top=3, progress=False)
+    save_vector(vec, path)
+    return vec
+
+
+def _cmd_steer(args: argparse.Namespace) -> int:
+    import json
+
+    from workbench.gate import load_gate, train_gate
+    from workbench.generation import generate
+    from workbench.model import load_model
+    from workbench.prompts import read_prompts
+    from workbench.values import get_value
+
+    if (args.prompt is None) == (args.prompts is None):
+        raise ValueError("Give exactly one of --prompt TEXT or --prompts FILE.")
+    prompts = [args.prompt] if args.prompt is not None else read_prompts(args.prompts)
+    value = get_value(args.value).name
+    model = load_model(args.model, device=args.device)
+    vec = _vector_for(model, value, Path(args.vectors), args.dataset)
+    layers = [int(x) for x in args.layers.split(",")] if args.layers else None
+    gate = None
+    if args.method == "conva":
+        gate = load_gate(args.gate, model=model) if args.gate else train_gate(model, value, kind=args.gate_kind)
+    common = {"max_new_tokens": args.max_new_tokens}
+    plain = generate(model, prompts, method="none", **common)
+    steered = generate(model, prompts, vector=vec, method=args.method, p0=args.p0, gate=gate, g0=args.g0,
+                       mode=args.mode, layers=layers, coef=args.coef, **common)
+    for prompt, before, after, record in zip(prompts, plain.texts, steered.texts, steered.audits, strict=True):
+        if args.json:
+            print(json.dumps({"prompt": prompt, "unsteered": before, "steered": after, "gate_score": record.gate_score,
+                              "fired": record.fired, "layers": list(record.layers)}))
+            continue
+        score = "n/a" if record.gate_score is None else f"{record.gate_score:.3f}"
+        print(f"prompt:    {prompt}\nmethod:    {args.method} ({args.mode}), value {value}, p0={args.p0}")
+        print(f"gate:      score {score}, fired: {record.fired}")
+        for rec in record.layers:
+            print(f"  layer {rec['layer']:2d}: P_V {rec['p_before']:.3f} -> {rec['p_after']:.3f}  eps={rec['eps']:.2f}")
+        print(f"unsteered: {before}\nsteered:   {after}\n")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     code = _cmd_audit(args)
     return code or _cmd_probe(args)
@@ -110,6 +161,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_probe_args(p)
     _add_model_args(p)
     p.set_defaults(func=_cmd_demo, fallback_top=3)
+    from workbench.generation import GENERATION_METHODS
+    from workbench.steering import MODES
+
+    p = sub.add_parser("steer", help="unsteered vs steered answers, with the audit")
+    p.add_argument("--value", required=True)
+    p.add_argument("--prompt", help="one prompt")
+    p.add_argument("--prompts", help="a file of prompts: CSV with a text column, JSONL with text, or one per line")
+    p.add_argument("--method", choices=[m for m in GENERATION_METHODS if m != "none"], default="conva")
+    p.add_argument("--mode", choices=MODES, default="prompt-once")
+    p.add_argument("--p0", type=float, default=0.95, help="target probe probability at each steered layer")
+    p.add_argument("--g0", type=float, default=None, help="gate threshold (default: the calibrated one)")
+    p.add_argument("--layers", default=None, help="comma-separated steering layers (default: the vector's)")
+    p.add_argument("--coef", type=float, default=4.0, help="CAA coefficient on the mean difference")
+    p.add_argument("--gate", default=None, help="a saved gate (.safetensors); default: train one now")
+    p.add_argument("--gate-kind", choices=("residual", "encoder"), default="residual")
+    p.add_argument("--vectors", default="out/vectors", help="folder of value vectors from `workbench probe`")
+    p.add_argument("--dataset", choices=DATASETS, default="controlled", help="pairs to probe if no vector is saved")
+    p.add_argument("--max-new-tokens", type=int, default=48)
+    p.add_argument("--json", action="store_true", help="one JSON object per prompt")
+    _add_model_args(p)
+    p.set_defaults(func=_cmd_steer)
     return parser
 
 
