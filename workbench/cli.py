@@ -116,6 +116,14 @@ def _cmd_steer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_figures(args: argparse.Namespace) -> int:
+    from workbench.figures import write_figures
+
+    paths = write_figures(Path(args.results), Path(args.out), formats=tuple(args.formats.split(",")))
+    print(f"wrote {len(paths)} files to {args.out}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     code = _cmd_audit(args)
     return code or _cmd_probe(args)
@@ -161,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_probe_args(p)
     _add_model_args(p)
     p.set_defaults(func=_cmd_demo, fallback_top=3)
+    p = sub.add_parser("figures", help="write every figure as HTML, PNG and PDF")
+    p.add_argument("--results", default="out", help="folder written by `workbench demo` / `probe` / `evaluate`")
+    p.add_argument("--out", default="figures")
+    p.add_argument("--formats", default="html,png,pdf")
+    p.set_defaults(func=_cmd_figures)
+
     from workbench.generation import GENERATION_METHODS
     from workbench.steering import MODES
 
