@@ -116,6 +116,22 @@ def _cmd_steer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from workbench.evaluation.suite import SuiteConfig, run_suite
+    from workbench.model import load_model
+
+    opt = lambda x: Path(x) if x else None  # noqa: E731
+    cfg = SuiteConfig(values=resolve_values(args.values), methods=tuple(m.strip() for m in args.methods.split(",")),
+                      out=Path(args.out), vectors=opt(args.vectors), prompts=opt(args.prompts), mmlu=opt(args.mmlu),
+                      wikitext=opt(args.wikitext), mmlu_n=args.mmlu_n, limit=args.limit, p0=args.p0, coef=args.coef,
+                      mode=args.mode, max_new_tokens=args.max_new_tokens, seed=args.seed, judge_url=args.judge_url,
+                      judge_model=args.judge_model)
+    result = run_suite(load_model(args.model, device=args.device), cfg)
+    print(result.summary)
+    print(f"wrote {cfg.out / 'results.csv'}, {cfg.out / 'capability.csv'} and {cfg.out / 'summary.md'}")
+    return 0
+
+
 def _cmd_figures(args: argparse.Namespace) -> int:
     from workbench.figures import write_figures
 
@@ -175,8 +191,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--formats", default="html,png,pdf")
     p.set_defaults(func=_cmd_figures)
 
+    from workbench.evaluation.suite import SUITE_METHODS
     from workbench.generation import GENERATION_METHODS
     from workbench.steering import MODES
+
+    p = sub.add_parser("evaluate", help="the comparison suite: CSR and fluency per value x method, capability")
+    p.add_argument("--values", default="all")
+    p.add_argument("--methods", default=",".join(SUITE_METHODS))
+    p.add_argument("--out", required=True)
+    p.add_argument("--vectors", default=None, help="folder of controlled vectors (default: probe into OUT/vectors)")
+    p.add_argument("--prompts", default=None, help="folder with <value>.csv/.jsonl/.txt prompt files")
+    p.add_argument("--mmlu", default=None, help="MMLU-format folder (dev/, test/)")
+    p.add_argument("--mmlu-n", type=int, default=1000, help="questions sampled from the MMLU test files")
+    p.add_argument("--wikitext", default=None, help="raw text file for perplexity (e.g. WikiText-2 valid.txt)")
+    p.add_argument("--limit", type=int, default=None, help="at most N prompts per value (quick runs)")
+    p.add_argument("--p0", type=float, default=0.95)
+    p.add_argument("--coef", type=float, default=4.0, help="CAA coefficient")
+    p.add_argument("--mode", choices=MODES, default="prompt-once")
+    p.add_argument("--max-new-tokens", type=int, default=48)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--judge-url", default=None, help="OpenAI-compatible endpoint for the LLM judge (default: offline)")
+    p.add_argument("--judge-model", default=None)
+    _add_model_args(p)
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("steer", help="unsteered vs steered answers, with the audit")
     p.add_argument("--value", required=True)

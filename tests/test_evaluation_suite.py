@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+import workbench.evaluation.suite as suite_mod
+from workbench.evaluation.judges import train_encoder_judge
+from workbench.evaluation.suite import SuiteConfig, run_suite
+
+
+def test_encoder_judge_prefers_value_laden_text():
+    judge = train_encoder_judge("benevolence")
+    p = judge.probability(["She stayed up all night caring for her sick brother and cooked for him.",
+                           "He kept the money his friend lent him and refused to pay it back."])
+    assert p[0] > p[1]
+    assert judge.judge(["She stayed up all night caring for her sick brother."]).tolist() == [True]
+
+
+class KeywordJudge:
+    """A cheap, deterministic stand-in judge: the suite's bookkeeping is under test here, not the judge."""
+
+    def judge(self, texts):
+        return np.array(["e" in t for t in texts])
+
+
+def _run(model, cfg):
+    return run_suite(model, cfg, judge_factory=lambda value: KeywordJudge())
+
+
+def _cfg(tmp_path, **kw):
+    return SuiteConfig(values=("power",), methods=("none", "conva-nogate"), out=tmp_path, limit=3,
+                       max_new_tokens=4, batch_size=2, exclude_last=1, progress=False, **kw)
+
+
+def test_suite_writes_tables_and_resume_gives_same_table(tiny_model, tmp_path, monkeypatch):
+    full = _run(tiny_model, _cfg(tmp_path / "a"))
+    assert {(r[1], r[2]) for r in full.results} == {(m, c) for m in ("none", "conva-nogate")
+                                                     for c in ("plain", "negative-prompt")}
+    header = (tmp_path / "a" / "results.csv").read_text().splitlines()[0]
+    assert header == "value,method,condition,csr,fluency,n"
+    assert "| power |" in (tmp_path / "a" / "summary.md").read_text()
+
+    # Interrupt a second run after its first generation batch, then resume.
+    real = suite_mod.generate
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(suite_mod, "generate", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tiny_model, _cfg(tmp_path / "b"))
+    monkeypatch.setattr(suite_mod, "generate", real)
+    cached = (tmp_path / "b" / "generations" / "power" / "none__plain.jsonl").read_text().splitlines()
+    assert len(cached) == 2  # the first batch survived the interruption
+    resumed = _run(tiny_model, _cfg(tmp_path / "b"))
+    assert resumed.results == full.results
+    assert (tmp_path / "b" / "results.csv").read_text() == (tmp_path / "a" / "results.csv").read_text()
+
+
+def test_unknown_method_is_clear_error(tiny_model, tmp_path):
+    with pytest.raises(ValueError, match="Unknown methods"):
+        run_suite(tiny_model, SuiteConfig(values=("power",), methods=("magic",), out=tmp_path))

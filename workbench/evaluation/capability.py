@@ -1,0 +1,134 @@
+"""General capability with and without steering: MMLU-format multiple choice and WikiText perplexity.
+
+MMLU folders hold ``dev/<subject>_dev.csv`` and ``test/<subject>_test.csv`` with the header
+``question,choice0,choice1,choice2,choice3,answer`` (answer 0-3). Prompts are k-shot from dev; the
+prediction is the argmax over the logits of the answer letters. Steering (and its gate, which sees
+the question) is applied exactly as in generation.
+
+Example:
+    >>> items = load_mmlu("../shared/data/mmlu", n=1000, seed=0)
+    >>> mmlu_accuracy(model, items)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from workbench.activations import last_token_index, tokenize
+from workbench.datasets import DataError
+
+__all__ = ["MCItem", "load_mmlu", "mmlu_accuracy", "wikitext_perplexity"]
+
+LETTERS = ("A", "B", "C", "D")
+
+
+@dataclass(frozen=True)
+class MCItem:
+    subject: str
+    question: str
+    choices: tuple[str, str, str, str]
+    answer: int
+    prompt: str  # the full k-shot prompt ending in "Answer:"
+
+
+def _read_mc(path: Path) -> list[tuple[str, tuple[str, str, str, str], int]]:
+    rows = []
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        need = ["question", "choice0", "choice1", "choice2", "choice3", "answer"]
+        if reader.fieldnames is None or any(c not in reader.fieldnames for c in need):
+            raise DataError(f"{path}: header must be {','.join(need)} (got {reader.fieldnames}).")
+        for n, row in enumerate(reader, 2):
+            try:
+                answer = int(row["answer"])
+            except (TypeError, ValueError):
+                raise DataError(f"{path}:{n}: answer {row['answer']!r} is not an integer 0-3.") from None
+            if answer not in range(4):
+                raise DataError(f"{path}:{n}: answer {answer} is not in 0-3.")
+            rows.append((row["question"], (row["choice0"], row["choice1"], row["choice2"], row["choice3"]), answer))
+    return rows
+
+
+def _format(question: str, choices: Sequence[str], answer: int | None = None) -> str:
+    lines = [question.strip()] + [f"{letter}. {c}" for letter, c in zip(LETTERS, choices, strict=True)]
+    return "\n".join(lines) + "\nAnswer:" + (f" {LETTERS[answer]}\n\n" if answer is not None else "")
+
+
+def load_mmlu(folder: str | Path, n: int | None = 1000, k_shot: int = 5, seed: int = 0) -> list[MCItem]:
+    """Load MMLU-format data: a seeded sample of ``n`` test questions (None: all), each with k dev shots."""
+    folder = Path(folder)
+    tests = sorted((folder / "test").glob("*_test.csv"))
+    if not tests:
+        raise FileNotFoundError(f"No test/<subject>_test.csv files under {folder}. Point --mmlu at an MMLU folder.")
+    items = []
+    for path in tests:
+        subject = path.name[: -len("_test.csv")]
+        dev_path = folder / "dev" / f"{subject}_dev.csv"
+        shots = _read_mc(dev_path)[:k_shot] if dev_path.is_file() and k_shot else []
+        header = f"The following are multiple choice questions (with answers) about {subject.replace('_', ' ')}.\n\n"
+        context = header + "".join(_format(q, c, a) for q, c, a in shots)
+        for q, c, a in _read_mc(path):
+            items.append(MCItem(subject, q, c, a, context + _format(q, c)))
+    if n is not None and n < len(items):
+        idx = np.random.default_rng(seed).choice(len(items), size=n, replace=False)
+        items = [items[i] for i in sorted(idx)]
+    return items
+
+
+SteerFactory = Callable[[Sequence[MCItem]], contextlib.AbstractContextManager[Any]]
+
+
+def _no_steering(_: Sequence[MCItem]) -> contextlib.AbstractContextManager[Any]:
+    return contextlib.nullcontext()
+
+
+def mmlu_accuracy(model: Any, items: Sequence[MCItem], steering: SteerFactory = _no_steering, batch_size: int = 4,
+                  progress: bool = True) -> float:
+    """Accuracy of argmax over the answer letters' logits; ``steering(batch)`` wraps each forward pass."""
+    if not items:
+        raise ValueError("No questions to evaluate.")
+    letter_ids = [model.tokenizer(f" {letter}", add_special_tokens=False)["input_ids"][-1] for letter in LETTERS]
+    correct = 0
+    for start in tqdm(range(0, len(items), batch_size), desc="mmlu", disable=not progress, leave=False):
+        batch = items[start : start + batch_size]
+        ids, mask = tokenize(model, [it.prompt for it in batch])
+        with torch.no_grad(), steering(batch):
+            logits = model(ids, attention_mask=mask)
+        last = logits[torch.arange(len(batch)), last_token_index(mask)][:, letter_ids]
+        correct += int((last.argmax(-1).cpu() == torch.tensor([it.answer for it in batch])).sum())
+    return correct / len(items)
+
+
+def _windows(path: Path, model: Any, n_windows: int, window: int) -> Iterator[torch.Tensor]:
+    text = path.read_text(encoding="utf-8")
+    ids = model.tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"][0]
+    if len(ids) < window + 1:
+        raise DataError(f"{path} is too short for one window of {window} tokens.")
+    starts = np.linspace(0, len(ids) - window - 1, n_windows).astype(int)
+    for s in starts:
+        yield ids[s : s + window]
+
+
+def wikitext_perplexity(model: Any, path: str | Path, n_windows: int = 16, window: int = 256,
+                        steering: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext) -> float:
+    """Token perplexity over ``n_windows`` evenly spaced windows of a raw text file (e.g. WikiText-2)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist (expected WikiText-2 valid.txt).")
+    nll, count = 0.0, 0
+    for chunk in _windows(path, model, n_windows, window):
+        ids = chunk[None].to(model.cfg.device)
+        with torch.no_grad(), steering():
+            logp = torch.log_softmax(model(ids).float(), dim=-1)
+        nll -= logp[0, :-1].gather(1, ids[0, 1:, None]).sum().item()
+        count += ids.shape[1] - 1
+    return float(np.exp(nll / count))

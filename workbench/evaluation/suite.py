@@ -1,0 +1,250 @@
+"""The comparison suite: every value x method x condition, judged, plus capability with and without steering.
+
+Writes ``results.csv`` (``value,method,condition,csr,fluency,n``), ``capability.csv``
+(``method,benchmark,score,n``) and ``summary.md``. Generations are cached per value, method and
+condition under ``out/generations/`` so an interrupted run resumes where it stopped.
+
+Example:
+    >>> cfg = SuiteConfig(values=("power",), methods=("none", "conva"), out=Path("out/eval"), limit=4)
+    >>> run_suite(model, cfg)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from workbench.datasets import load_pairs
+from workbench.evaluation.capability import load_mmlu, mmlu_accuracy, wikitext_perplexity
+from workbench.evaluation.judges import EncoderJudge, LLMJudge, train_encoder_judge
+from workbench.evaluation.metrics import (
+    answer_perplexity,
+    calibrate_fluency,
+    control_success_rate,
+    fluency_flags,
+    repetition_ratio,
+)
+from workbench.gate import Gate, load_gate, save_gate, train_gate
+from workbench.generation import chat_texts, generate, high_value_prompt
+from workbench.io import atomic_write_text, text_hash
+from workbench.model import fingerprint
+from workbench.probes import probe_value
+from workbench.prompts import load_value_prompts, read_prompts
+from workbench.steering import steer
+from workbench.tables import write_csv
+from workbench.vectors import ValueVector, load_vector, save_vector
+
+__all__ = ["CONDITIONS", "SUITE_METHODS", "SuiteConfig", "SuiteResult", "run_suite"]
+
+SUITE_METHODS = ("none", "prompt", "caa", "conva", "conva-nogate", "conva-naive")
+CONDITIONS = ("plain", "negative-prompt")
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    values: tuple[str, ...]
+    methods: tuple[str, ...] = SUITE_METHODS
+    out: Path = Path("out/eval")
+    vectors: Path | None = None  # folder of controlled vectors (probed and saved here when absent)
+    prompts: Path | None = None  # folder with <value>.csv/.jsonl/.txt; default: shipped held-out prompts
+    mmlu: Path | None = None
+    wikitext: Path | None = None
+    mmlu_n: int = 1000
+    limit: int | None = None
+    p0: float = 0.95
+    coef: float = 4.0
+    mode: str = "prompt-once"
+    exclude_last: int = 5
+    max_new_tokens: int = 48
+    batch_size: int = 8
+    seed: int = 0
+    judge_url: str | None = None
+    judge_model: str | None = None
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    results: tuple[tuple[str, str, str, float, float, int], ...]
+    capability: tuple[tuple[str, str, float, int], ...]
+    summary: str = field(repr=False, default="")
+
+
+def _prompts_for(cfg: SuiteConfig, value: str) -> list[str]:
+    if cfg.prompts is None:
+        prompts = load_value_prompts(value)[1]
+    else:
+        files = [cfg.prompts / f"{value}{ext}" for ext in (".csv", ".jsonl", ".txt")]
+        found = [f for f in files if f.is_file()]
+        if not found:
+            raise FileNotFoundError(f"No prompt file for {value!r} in {cfg.prompts} (expected {value}.csv, "
+                                    ".jsonl or .txt).")
+        prompts = read_prompts(found[0])
+    return prompts[: cfg.limit] if cfg.limit else prompts
+
+
+def _artefacts(model: Any, cfg: SuiteConfig, value: str) -> tuple[ValueVector, ValueVector, Gate]:
+    folder = cfg.vectors or cfg.out / "vectors"
+    vectors = []
+    for dataset, base in (("controlled", folder), ("naive", cfg.out / "vectors_naive")):
+        path = base / f"{value}.safetensors"
+        if path.is_file():
+            vectors.append(load_vector(path, model=model))
+        else:
+            vec = probe_value(model, load_pairs(value, dataset), dataset=dataset, fallback_top=3, seed=cfg.seed,
+                              exclude_last=cfg.exclude_last, progress=False)
+            save_vector(vec, path)
+            vectors.append(vec)
+    gate_path = cfg.out / "gates" / f"{value}.safetensors"
+    if gate_path.is_file():
+        gate = load_gate(gate_path, model=model)
+    else:
+        gate = train_gate(model, value, kind="residual", seed=cfg.seed)
+        save_gate(gate, gate_path)
+    return vectors[0], vectors[1], gate
+
+
+def _generate_cached(model: Any, cfg: SuiteConfig, fp: str, value: str, method: str, condition: str,
+                     prompts: list[str], vec: ValueVector, naive: ValueVector, gate: Gate) -> list[dict[str, Any]]:
+    path = cfg.out / "generations" / value / f"{method}__{condition}.jsonl"
+    settings = [fp, value, method, condition, str(cfg.p0), str(cfg.coef), cfg.mode, str(cfg.max_new_tokens),
+                str(cfg.seed)]
+    done: dict[str, dict[str, Any]] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+                done[rec["key"]] = rec
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue  # a damaged line (e.g. from a killed run) is regenerated
+    keys = [text_hash([*settings, p]) for p in prompts]
+    todo = [i for i, k in enumerate(keys) if k not in done]
+    system = high_value_prompt(value, "low") if condition == "negative-prompt" else None
+    gen_method = {"conva-naive": "conva"}.get(method, method)
+    vector = naive if method == "conva-naive" else vec
+    for start in range(0, len(todo), cfg.batch_size):
+        idx = todo[start : start + cfg.batch_size]
+        batch = [prompts[i] for i in idx]
+        out = generate(model, batch, vector=None if method == "none" else vector, method=gen_method, p0=cfg.p0,
+                       gate=gate if gen_method == "conva" else None, mode=cfg.mode, coef=cfg.coef,
+                       system_prompt=system, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
+                       batch_size=cfg.batch_size)
+        ppl = answer_perplexity(model, chat_texts(model, batch, system), list(out.texts))
+        for j, i in enumerate(idx):
+            done[keys[i]] = {"key": keys[i], "prompt": prompts[i], "answer": out.texts[j],
+                             "fired": out.audits[j].fired, "gate_score": out.audits[j].gate_score,
+                             "perplexity": float(ppl[j]) if np.isfinite(ppl[j]) else None}
+        atomic_write_text(path, "".join(json.dumps(done[k]) + "\n" for k in keys if k in done))
+    return [done[k] for k in keys]
+
+
+def _capability(model: Any, cfg: SuiteConfig, artefacts: dict[str, tuple[ValueVector, ValueVector, Gate]]
+                ) -> list[tuple[str, str, float, int]]:
+    rows: list[tuple[str, str, float, int]] = []
+    methods = [m for m in ("none", "conva", "conva-nogate") if m in cfg.methods]
+    values = list(artefacts)
+
+    def steering_for(method: str, value: str, texts: Sequence[str]) -> contextlib.AbstractContextManager[Any]:
+        vec, _, gate = artefacts[value]
+        if method == "none":
+            return contextlib.nullcontext()
+        opened = gate.is_open(texts, model) if method == "conva" else True
+        return steer(model, vec, p0=cfg.p0, gate_open=opened, mode=cfg.mode)
+
+    if cfg.mmlu is not None:
+        items = load_mmlu(cfg.mmlu, n=cfg.mmlu_n, seed=cfg.seed)
+        slices = np.array_split(np.arange(len(items)), len(values))  # each value steers its own slice
+        for method in methods:
+            correct = 0.0
+            for value, idx in zip(values, slices, strict=True):
+                part = [items[i] for i in idx]
+                acc = mmlu_accuracy(model, part, lambda b, v=value, m=method: steering_for(m, v, [it.question for it in b]),
+                                    progress=cfg.progress)
+                correct += acc * len(part)
+            rows.append((method, "mmlu", correct / len(items), len(items)))
+    if cfg.wikitext is not None:
+        text = cfg.wikitext.read_text(encoding="utf-8")[:4000]
+        for method in methods:
+            ppls = [wikitext_perplexity(model, cfg.wikitext, n_windows=2,
+                                        steering=lambda v=value, m=method: steering_for(m, v, [text]))
+                    for value in values]
+            rows.append((method, "wikitext_ppl", float(np.mean(ppls)), 2 * len(values)))
+    return rows
+
+
+def _summary(results: Sequence[tuple[str, str, str, float, float, int]], capability: Sequence[tuple[str, str, float, int]],
+             methods: Sequence[str]) -> str:
+    lines = ["# Evaluation summary", ""]
+    for condition in CONDITIONS:
+        lines += [f"## Control success rate / fluency — {condition}", "",
+                  "| value | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+        by = {(r[0], r[1]): r for r in results if r[2] == condition}
+        for value in dict.fromkeys(r[0] for r in results):
+            cells = [f"{by[(value, m)][3]:.2f} / {by[(value, m)][4]:.2f}" if (value, m) in by else "-" for m in methods]
+            lines.append(f"| {value} | " + " | ".join(cells) + " |")
+        means = [np.mean([r[3] for r in results if r[1] == m and r[2] == condition]) for m in methods]
+        flu = [np.mean([r[4] for r in results if r[1] == m and r[2] == condition]) for m in methods]
+        lines.append("| **mean** | " + " | ".join(f"**{a:.2f} / {b:.2f}**" for a, b in zip(means, flu, strict=True)) + " |")
+        lines.append("")
+    if capability:
+        lines += ["## Capability", "", "| method | benchmark | score | n |", "|---|---|---|---|"]
+        lines += [f"| {m} | {b} | {s:.4f} | {n} |" for m, b, s, n in capability]
+    return "\n".join(lines) + "\n"
+
+
+def run_suite(model: Any, cfg: SuiteConfig,
+              judge_factory: Callable[[str], EncoderJudge] = train_encoder_judge) -> SuiteResult:
+    """Run the whole comparison and write results.csv, capability.csv and summary.md into ``cfg.out``.
+
+    ``judge_factory(value)`` builds the offline value judge (default: the sentence-encoder judge); it
+    is not used when ``cfg.judge_url`` names an LLM judge.
+    """
+    bad = [m for m in cfg.methods if m not in SUITE_METHODS]
+    if bad:
+        raise ValueError(f"Unknown methods {bad}; use any of {', '.join(SUITE_METHODS)}.")
+    fp = fingerprint(model)
+    llm = LLMJudge(cfg.judge_url, cfg.judge_model, cache_dir=cfg.out / "judge_cache") if cfg.judge_url else None
+    artefacts: dict[str, tuple[ValueVector, ValueVector, Gate]] = {}
+    records: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    prompts_by_value: dict[str, list[str]] = {}
+    jobs = [(v, m, c) for v in cfg.values for m in cfg.methods for c in CONDITIONS]
+    for value, method, condition in tqdm(jobs, desc="suite", disable=not cfg.progress):
+        if value not in artefacts:
+            artefacts[value] = _artefacts(model, cfg, value)
+            prompts_by_value[value] = _prompts_for(cfg, value)
+        vec, naive, gate = artefacts[value]
+        records[(value, method, condition)] = _generate_cached(model, cfg, fp, value, method, condition,
+                                                               prompts_by_value[value], vec, naive, gate)
+    # Fluency thresholds come from the unsteered answers (all values, plain condition).
+    base = [r for (v, m, c), recs in records.items() if m == "none" and c == "plain" for r in recs] or \
+        [r for recs in records.values() for r in recs]
+    calibration = calibrate_fluency([r["perplexity"] if r["perplexity"] is not None else np.inf for r in base],
+                                    [repetition_ratio(r["answer"]) for r in base])
+    judges: dict[str, EncoderJudge] = {}
+    results = []
+    for (value, method, condition), recs in records.items():
+        answers = [r["answer"] for r in recs]
+        if llm is not None:
+            verdicts = llm.judge_value(value, [r["prompt"] for r in recs], answers)
+            fluent = llm.judge_fluency(answers)
+        else:
+            if value not in judges:
+                judges[value] = judge_factory(value)
+            verdicts = list(judges[value].judge(answers))
+            ppl = [r["perplexity"] if r["perplexity"] is not None else np.inf for r in recs]
+            fluent = list(fluency_flags(answers, ppl, calibration))
+        results.append((value, method, condition, control_success_rate(verdicts), float(np.mean(fluent)), len(recs)))
+    capability = _capability(model, cfg, artefacts)
+    write_csv(cfg.out / "results.csv", ["value", "method", "condition", "csr", "fluency", "n"], results)
+    write_csv(cfg.out / "capability.csv", ["method", "benchmark", "score", "n"], capability)
+    summary = _summary(results, capability, cfg.methods)
+    atomic_write_text(cfg.out / "summary.md", summary)
+    atomic_write_text(cfg.out / "fluency_calibration.json", json.dumps(calibration.__dict__) + "\n")
+    return SuiteResult(tuple(results), tuple(capability), summary)
