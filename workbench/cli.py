@@ -123,7 +123,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     opt = lambda x: Path(x) if x else None  # noqa: E731
     cfg = SuiteConfig(values=resolve_values(args.values), methods=tuple(m.strip() for m in args.methods.split(",")),
                       out=Path(args.out), vectors=opt(args.vectors), prompts=opt(args.prompts), mmlu=opt(args.mmlu),
-                      wikitext=opt(args.wikitext), mmlu_n=args.mmlu_n, limit=args.limit, p0=args.p0, coef=args.coef,
+                      wikitext=opt(args.wikitext), mmlu_n=args.mmlu_n, mmlu_shots=args.mmlu_shots,
+                      limit=args.limit, p0=args.p0, coef=args.coef,
                       mode=args.mode, max_new_tokens=args.max_new_tokens, seed=args.seed, judge_url=args.judge_url,
                       judge_model=args.judge_model)
     result = run_suite(load_model(args.model, device=args.device), cfg)
@@ -203,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompts", default=None, help="folder with <value>.csv/.jsonl/.txt prompt files")
     p.add_argument("--mmlu", default=None, help="MMLU-format folder (dev/, test/)")
     p.add_argument("--mmlu-n", type=int, default=1000, help="questions sampled from the MMLU test files")
+    p.add_argument("--mmlu-shots", type=int, default=5, help="dev examples before each question")
     p.add_argument("--wikitext", default=None, help="raw text file for perplexity (e.g. WikiText-2 valid.txt)")
     p.add_argument("--limit", type=int, default=None, help="at most N prompts per value (quick runs)")
     p.add_argument("--p0", type=float, default=0.95)

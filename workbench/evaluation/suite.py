@@ -57,6 +57,7 @@ class SuiteConfig:
     mmlu: Path | None = None
     wikitext: Path | None = None
     mmlu_n: int = 1000
+    mmlu_shots: int = 5
     limit: int | None = None
     p0: float = 0.95
     coef: float = 4.0
@@ -159,7 +160,7 @@ def _capability(model: Any, cfg: SuiteConfig, artefacts: dict[str, tuple[ValueVe
         return steer(model, vec, p0=cfg.p0, gate_open=opened, mode=cfg.mode)
 
     if cfg.mmlu is not None:
-        items = load_mmlu(cfg.mmlu, n=cfg.mmlu_n, seed=cfg.seed)
+        items = load_mmlu(cfg.mmlu, n=cfg.mmlu_n, k_shot=cfg.mmlu_shots, seed=cfg.seed)
         slices = np.array_split(np.arange(len(items)), len(values))  # each value steers its own slice
         for method in methods:
             correct = 0.0
@@ -168,7 +169,7 @@ def _capability(model: Any, cfg: SuiteConfig, artefacts: dict[str, tuple[ValueVe
                 acc = mmlu_accuracy(model, part, lambda b, v=value, m=method: steering_for(m, v, [it.question for it in b]),
                                     progress=cfg.progress)
                 correct += acc * len(part)
-            rows.append((method, "mmlu", correct / len(items), len(items)))
+            rows.append((method, f"mmlu_{cfg.mmlu_shots}shot", correct / len(items), len(items)))
     if cfg.wikitext is not None:
         text = cfg.wikitext.read_text(encoding="utf-8")[:4000]
         for method in methods:
