@@ -133,6 +133,39 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_generate_pairs(args: argparse.Namespace) -> int:
+    import os
+
+    from workbench.chat import ChatClient, ResponderClient
+    from workbench.pairgen import generate_pairs
+
+    if args.local:
+        from workbench.evaluation.server import model_responder
+        from workbench.model import load_model
+
+        client = ResponderClient(model_responder(load_model(args.model, device=args.device)))
+    else:
+        url, name = args.url or os.environ.get("WORKBENCH_JUDGE_URL"), args.llm or os.environ.get("WORKBENCH_JUDGE_MODEL")
+        if not url or not name:
+            raise ValueError("Give --url and --llm (or set WORKBENCH_JUDGE_URL / WORKBENCH_JUDGE_MODEL), or use --local.")
+        client = ChatClient(url, name, api_key=os.environ.get("WORKBENCH_JUDGE_KEY"), temperature=args.temperature)
+    result = generate_pairs(args.value, args.n, client, batch_size=args.batch_size, max_unique_share=args.max_unique_share,
+                            out=Path(args.out), max_attempts=args.max_attempts)
+    print(f"wrote {len(result.pairs)} pairs to {result.path} (unique_share {result.audit.unique_share:.2f}, "
+          f"{len(result.rejected_batches)} batches rejected)")
+    return 0
+
+
+def _cmd_export_gguf(args: argparse.Namespace) -> int:
+    from workbench.export import export_gguf
+    from workbench.vectors import load_vector
+
+    layers = [int(x) for x in args.layers.split(",")] if args.layers else None
+    path = export_gguf(load_vector(args.vector), args.out, args.strength, layers=layers, model_hint=args.model_hint)
+    print(f"wrote {path}")
+    return 0
+
+
 def _cmd_figures(args: argparse.Namespace) -> int:
     from workbench.figures import write_figures
 
@@ -235,6 +268,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per prompt")
     _add_model_args(p)
     p.set_defaults(func=_cmd_steer)
+
+    p = sub.add_parser("generate-pairs", help="write context-controlled pairs through a chat endpoint or the local model")
+    p.add_argument("--value", required=True)
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--out", required=True, help="JSONL file to write")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--url", default=None, help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+    src.add_argument("--local", action="store_true", help="use the local model (--model) instead of an endpoint")
+    p.add_argument("--llm", default=None, help="model name at the endpoint")
+    p.add_argument("--batch-size", type=int, default=10)
+    p.add_argument("--max-unique-share", type=float, default=0.4, help="reject batches above this audit share")
+    p.add_argument("--max-attempts", type=int, default=None)
+    p.add_argument("--temperature", type=float, default=0.7)
+    _add_model_args(p)
+    p.set_defaults(func=_cmd_generate_pairs)
+
+    p = sub.add_parser("export-gguf", help="export a value vector as a llama.cpp control vector (GGUF)")
+    p.add_argument("--vector", required=True, help="a .safetensors value vector")
+    p.add_argument("--strength", type=float, required=True, help="scale of the unit direction at each layer")
+    p.add_argument("--out", required=True)
+    p.add_argument("--layers", default=None, help="comma-separated layers (default: the vector's steering layers)")
+    p.add_argument("--model-hint", default=None)
+    p.set_defaults(func=_cmd_export_gguf)
     return parser
 
 
@@ -243,6 +299,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except RuntimeError as err:
+        from workbench.chat import ChatError
+        from workbench.evaluation.judges import JudgeError
+        from workbench.pairgen import PairGenError
+
+        if not isinstance(err, ChatError | JudgeError | PairGenError):
+            raise
         print(f"error: {err}", file=sys.stderr)
         return 2
 

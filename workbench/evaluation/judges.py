@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +24,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_predict
 
+from workbench.chat import ChatError, chat_completion
 from workbench.datasets import load_pairs
 from workbench.gate import load_encoder
 from workbench.io import atomic_write_text, text_hash
@@ -128,33 +126,11 @@ class LLMJudge:
                     return json.loads(cache_file.read_text(encoding="utf-8"))["reply"]
                 except (json.JSONDecodeError, KeyError, UnicodeDecodeError):
                     cache_file.unlink(missing_ok=True)  # damaged entry: ask again
-        body = json.dumps({"model": model, "temperature": 0, "max_tokens": 8,
-                           "messages": [{"role": "user", "content": content}]}).encode()
-        headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
-        last: Exception | None = None
-        for attempt in range(self.retries + 1):
-            try:
-                req = urllib.request.Request(f"{url}/chat/completions", data=body, headers=headers, method="POST")
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    payload = json.loads(resp.read().decode("utf-8"))
-                reply = payload["choices"][0]["message"]["content"]
-                if not isinstance(reply, str):
-                    raise TypeError("content is not a string")
-                break
-            except urllib.error.HTTPError as err:
-                if err.code < 500 and err.code != 429:
-                    raise JudgeError(f"Judge endpoint {url} refused the request: HTTP {err.code} "
-                                     f"{err.reason}. Check the model name and API key.") from None
-                last = err
-            except (KeyError, IndexError, TypeError, json.JSONDecodeError) as err:
-                raise JudgeError(f"Judge endpoint {url} answered without choices[0].message.content "
-                                 f"({type(err).__name__}: {err}); is it OpenAI-compatible?") from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as err:
-                last = err
-            time.sleep(self.backoff * 2**attempt)
-        else:
-            raise JudgeError(f"Judge endpoint {url} failed after {self.retries + 1} tries: {last}. "
-                             "Is the server running?")
+        try:
+            reply = chat_completion(url, model, [{"role": "user", "content": content}], api_key=key, max_tokens=8,
+                                    temperature=0.0, timeout=self.timeout, retries=self.retries, backoff=self.backoff)
+        except ChatError as err:
+            raise JudgeError(str(err).replace("Chat endpoint", "Judge endpoint")) from None
         if cache_file is not None:
             atomic_write_text(cache_file, json.dumps({"reply": reply}))
         return reply
