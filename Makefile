@@ -9,6 +9,8 @@ export TRANSFORMERS_OFFLINE := 1
 .PHONY: install demo test lint bench clean
 
 install: $(VENV)/.installed
+	@# static figure export (kaleido) and scripts/browser_check.py use Debian's Chromium; never a downloaded browser
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q chromium)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -66,7 +66,7 @@ def test_mmlu_loading_and_accuracy_bounds(tiny_model, tmp_path):
 def test_mmlu_bad_answer_is_clear_error(tmp_path):
     folder = _mmlu_folder(tmp_path)
     (folder / "test" / "bad_test.csv").write_text("question,choice0,choice1,choice2,choice3,answer\nq,a,b,c,d,E\n")
-    with pytest.raises(ValueError, match="bad_test.csv:2"):
+    with pytest.raises(ValueError, match=r"bad_test\.csv:2"):
         load_mmlu(folder, n=None)
 
 

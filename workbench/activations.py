@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,27 +31,47 @@ from workbench.model import cache_dir, fingerprint, hook_name
 __all__ = ["extract", "last_token_index", "tokenize"]
 
 
+def _check_texts(texts: Sequence[str]) -> None:
+    """Refuse a bare string, an empty list, and blank, non-string or unencodable texts (naming the index)."""
+    if isinstance(texts, str):
+        raise TypeError("Pass a list of texts, not a single string.")
+    if len(texts) == 0:
+        raise ValueError("No texts given: pass at least one text.")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str) or not t.strip():
+            got = f"{type(t).__name__}" if not isinstance(t, str) else "an empty or blank string"
+            raise ValueError(f"Every text must be a non-empty string; text {i} is {got}.")
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"Text {i} holds an invalid Unicode character (a lone surrogate such as '\\ud800'); "
+                "fix the text or the file it came from."
+            ) from None
+
+
 def tokenize(model: Any, texts: Sequence[str], max_length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Tokenize with left padding; returns ``(input_ids, attention_mask)`` on the model's device.
 
     Texts longer than ``max_length`` (default: the model's context) are cut from the left with a warning.
     """
-    if isinstance(texts, str):
-        raise TypeError("Pass a list of texts, not a single string.")
-    if len(texts) == 0:
-        raise ValueError("No texts given: pass at least one text.")
-    if any(not isinstance(t, str) or not t.strip() for t in texts):
-        raise ValueError("Every text must be a non-empty string.")
+    _check_texts(texts)
+    limit = int(max_length) if max_length is not None else int(getattr(model.cfg, "n_ctx", 0) or 2048)
+    if limit < 1:
+        raise ValueError(f"max_length must be >= 1 token, got {max_length}.")
     tok = model.tokenizer
     tok.padding_side = "left"
-    limit = max_length or int(getattr(model.cfg, "n_ctx", 0) or 2048)
     enc = tok(list(texts), return_tensors="pt", padding=True, add_special_tokens=False)
     ids, mask = enc["input_ids"], enc["attention_mask"]
     if ids.shape[1] > limit:
         import warnings
 
+        long_rows = (mask.sum(dim=1) > limit).nonzero().flatten().tolist()
+        first = texts[long_rows[0]]
         warnings.warn(
-            f"Some texts are longer than the context ({ids.shape[1]} > {limit} tokens); keeping the last {limit}.",
+            f"Some texts are longer than the context ({ids.shape[1]} > {limit} tokens); keeping the last {limit} "
+            f"tokens of each ({len(long_rows)} text(s), the first starting {first[:40]!r}). "
+            "Shorten them to keep their beginning.",
             stacklevel=2,
         )
         ids, mask = ids[:, -limit:], mask[:, -limit:]
@@ -82,6 +103,45 @@ def _extract_batch(model: Any, texts: Sequence[str], layers: Sequence[int]) -> t
     return torch.stack([out[layer] for layer in layers], dim=1)
 
 
+def _layer_list(layers: Sequence[int] | int) -> list[int]:
+    """Layer indices as plain ints; floats, bools and strings are refused rather than rounded."""
+    items = [layers] if isinstance(layers, int) and not isinstance(layers, bool) else layers
+    try:
+        out = []
+        for x in items:
+            if isinstance(x, bool):
+                raise TypeError
+            out.append(operator.index(x))
+        return out
+    except TypeError:
+        raise ValueError(f"Layers must be integer layer indices, got {layers!r}.") from None
+
+
+def _read_cache_entry(path: Path, shape: tuple[int, int, int]) -> torch.Tensor | None:
+    """A cached activation tensor, or None (with a warning) if the entry is damaged and must be rebuilt.
+
+    A damaged entry (truncated by a killed run, overwritten, wrong shape or dtype, NaN) is never
+    returned; the caller recomputes it and atomically replaces the file.
+    """
+    try:
+        acts = load_file(str(path)).get("acts")
+        problem = None
+        if acts is None:
+            problem = "no 'acts' tensor"
+        elif tuple(acts.shape) != shape or acts.dtype != torch.float32:
+            problem = f"shape {tuple(acts.shape)} / {acts.dtype}, expected {shape} / torch.float32"
+        elif not bool(torch.isfinite(acts).all()):
+            problem = "NaN or inf values"
+    except Exception as err:  # any decoding failure means a damaged entry
+        acts, problem = None, f"unreadable: {err}"
+    if problem is None:
+        return acts
+    import warnings
+
+    warnings.warn(f"Activation cache entry {path} is damaged ({problem}); recomputing it.", stacklevel=3)
+    return None
+
+
 def extract(
     model: Any,
     texts: Sequence[str],
@@ -96,7 +156,9 @@ def extract(
     hash, so repeated runs skip the model. Results are float32 on the CPU.
     """
     n_layers = model.cfg.n_layers
-    layers = list(range(n_layers)) if layers is None else [int(x) for x in layers]
+    if isinstance(texts, str):
+        raise TypeError("Pass a list of texts, not a single string.")
+    layers = list(range(n_layers)) if layers is None else _layer_list(layers)
     if not layers:
         raise ValueError("layers is empty: pass None for all layers or a list of layer indices.")
     bad = [x for x in layers if not 0 <= x < n_layers]
@@ -105,8 +167,7 @@ def extract(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
     texts = list(texts)
-    if not texts:
-        raise ValueError("No texts given: pass at least one text.")
+    _check_texts(texts)
 
     path = None
     if cache:
@@ -114,10 +175,9 @@ def extract(
         key = text_hash([fingerprint(model), json.dumps(layers), *texts])
         path = folder / f"{key}.safetensors"
         if path.is_file():
-            try:
-                return load_file(str(path))["acts"]
-            except Exception:  # a damaged entry (e.g. from a killed run): rebuild it below
-                path.unlink(missing_ok=True)
+            cached = _read_cache_entry(path, (len(texts), len(layers), int(model.cfg.d_model)))
+            if cached is not None:
+                return cached
 
     # Sort by length so batches pad little; restore the original order at the end.
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))

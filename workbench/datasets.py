@@ -33,9 +33,12 @@ __all__ = [
     "ContrastPair",
     "DataError",
     "audit",
+    "check_text",
     "data_root",
     "load_pairs",
+    "parse_json_line",
     "read_pairs",
+    "read_text_lines",
     "split_pairs",
 ]
 
@@ -81,47 +84,100 @@ def _fail(path: Path, line: int, problem: str, fix: str) -> DataError:
     return DataError(f"{path}:{line}: {problem}. {fix}")
 
 
+MAX_LINE_CHARS = 1_000_000
+
+
+def read_text_lines(path: str | Path, what: str = "Data file") -> list[str]:
+    """The lines of a UTF-8 text file (a leading BOM and any line-ending style accepted).
+
+    Raises ``FileNotFoundError`` for a missing file and :class:`DataError` naming the file and line for
+    a folder, binary content (NUL bytes), bytes that are not UTF-8, and lines over ``MAX_LINE_CHARS``.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a file. Pass the path of the {what.lower()} itself.")
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} does not exist.")
+    data = path.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise _fail(path, data.count(b"\n", 0, nul) + 1, "NUL byte: this is a binary file, not UTF-8 text",
+                    f"Pass a text file (a {what.lower()} written as UTF-8).")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise _fail(path, data.count(b"\n", 0, err.start) + 1,
+                    f"not valid UTF-8 (byte {data[err.start:err.start + 1]!r} at offset {err.start})",
+                    "Save the file as UTF-8 text.") from None
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    for n, line in enumerate(lines, 1):
+        if len(line) > MAX_LINE_CHARS:
+            raise _fail(path, n, f"line is {len(line):,} characters long (the limit is {MAX_LINE_CHARS:,})",
+                        "The file has probably lost its line breaks or is not a line-based text file.")
+    return lines
+
+
+def parse_json_line(path: Path, n: int, line: str) -> object:
+    """``json.loads`` of one JSONL line, every failure turned into a :class:`DataError` naming file and line."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as err:
+        raise _fail(path, n, f"malformed JSON ({err.msg} at column {err.colno})", "Each line must be one JSON object.") from None
+    except (ValueError, RecursionError) as err:  # e.g. 5000-digit numbers, thousands of nested brackets
+        raise _fail(path, n, f"malformed JSON ({str(err)[:120]})", "Each line must be one JSON object.") from None
+
+
+def check_text(path: Path, n: int, text: str, field: str) -> str:
+    """Refuse text that no tokenizer can encode (lone UTF-16 surrogates from ``\\ud800``-style escapes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _fail(path, n, f"field {field!r} holds an invalid Unicode escape (a lone surrogate such as \\ud800)",
+                    "Fix the escape sequence.") from None
+    return text
+
+
 def read_pairs(path: str | Path, value: str | None = None) -> list[ContrastPair]:
     """Read and validate a pair file (JSONL).
 
     Raises :class:`DataError` naming file and line for: malformed JSON, missing or non-string
-    fields, empty texts, identical sides, unknown or mismatching value names, duplicate texts.
+    fields, empty texts, identical sides, unknown or mismatching value names, duplicate texts,
+    binary or non-UTF-8 content and overlong lines; ``FileNotFoundError`` for a missing file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Pair file {path} does not exist.")
     expected = get_value(value).name if value is not None else None
     pairs: list[ContrastPair] = []
     seen: dict[str, int] = {}
-    with path.open(encoding="utf-8") as fh:
-        for n, raw in enumerate(fh, 1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as err:
-                raise _fail(path, n, f"malformed JSON ({err.msg})", "Each line must be one JSON object.") from None
-            if not isinstance(obj, dict):
-                raise _fail(path, n, "line is not a JSON object", 'Write {"value": ..., "positive": ..., "negative": ...}.')
-            for key in ("value", "positive", "negative"):
-                if not isinstance(obj.get(key), str):
-                    raise _fail(path, n, f"field {key!r} is missing or not a string", "Add it as a string.")
-            try:
-                name = get_value(obj["value"]).name
-            except ValueError as err:
-                raise _fail(path, n, str(err).rstrip("."), "Fix the value name.") from None
-            if expected is not None and name != expected:
-                raise _fail(path, n, f"value {name!r} in a file for {expected!r}", "Move the line to its own file.")
-            pos, neg = obj["positive"].strip(), obj["negative"].strip()
-            if not pos or not neg:
-                raise _fail(path, n, "empty text", "Both sides need a sentence.")
-            if pos == neg:
-                raise _fail(path, n, "positive and negative are identical", "The sides must differ in the value.")
-            for text in (pos, neg):
-                if text in seen:
-                    raise _fail(path, n, f"duplicate text (first on line {seen[text]}): {text[:60]!r}", "Remove or rewrite one.")
-                seen[text] = n
-            pairs.append(ContrastPair(name, pos, neg))
+    for n, raw in enumerate(read_text_lines(path, "Pair file"), 1):
+        if not raw.strip():
+            continue
+        obj = parse_json_line(path, n, raw)
+        if not isinstance(obj, dict):
+            raise _fail(path, n, "line is not a JSON object", 'Write {"value": ..., "positive": ..., "negative": ...}.')
+        for key in ("value", "positive", "negative"):
+            if not isinstance(obj.get(key), str):
+                raise _fail(path, n, f"field {key!r} is missing or not a string", "Add it as a string.")
+            check_text(path, n, obj[key], key)
+        if len(obj["value"]) > 100:
+            raise _fail(path, n, f"value name {obj['value'][:40]!r}... is not a known value", "Fix the value name.")
+        try:
+            name = get_value(obj["value"]).name
+        except ValueError as err:
+            raise _fail(path, n, str(err).rstrip("."), "Fix the value name.") from None
+        if expected is not None and name != expected:
+            raise _fail(path, n, f"value {name!r} in a file for {expected!r}", "Move the line to its own file.")
+        pos, neg = obj["positive"].strip(), obj["negative"].strip()
+        if not pos or not neg:
+            raise _fail(path, n, "empty text", "Both sides need a sentence.")
+        if pos == neg:
+            raise _fail(path, n, "positive and negative are identical", "The sides must differ in the value.")
+        for text in (pos, neg):
+            if text in seen:
+                raise _fail(path, n, f"duplicate text (first on line {seen[text]}): {text[:60]!r}", "Remove or rewrite one.")
+            seen[text] = n
+        pairs.append(ContrastPair(name, pos, neg))
     if not pairs:
         raise DataError(f"{path}: no pairs found. The file must hold one JSON pair a line.")
     return pairs
@@ -143,7 +199,7 @@ def split_pairs(
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}.")
     if len(pairs) < 4:
-        raise ValueError(f"Need at least 4 pairs to split, got {len(pairs)}.")
+        raise ValueError(f"Need at least 4 pairs to split into train and test, got {len(pairs)}. Add pairs.")
     order = np.random.default_rng(seed).permutation(len(pairs))
     n_test = max(1, round(len(pairs) * test_fraction))
     test_idx = set(order[:n_test].tolist())

@@ -18,7 +18,7 @@ Example:
 from __future__ import annotations
 
 import functools
-import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_predict
 from sklearn.pipeline import make_pipeline
@@ -34,12 +33,11 @@ from sklearn.preprocessing import StandardScaler
 
 from workbench import __version__
 from workbench.activations import extract
-from workbench.io import atomic_path, atomic_write_text
 from workbench.model import fingerprint, model_info
 from workbench.prompts import load_unrelated_prompts, load_value_prompts
 from workbench.steering import check_probability
 from workbench.values import get_value
-from workbench.vectors import FORMAT_VERSION, ArtefactError, check_model, read_meta, read_tensors
+from workbench.vectors import ArtefactError, check_model, read_meta, read_tensors, write_artefact
 
 __all__ = ["GATE_KINDS", "Gate", "GateReport", "evaluate_gate", "load_encoder", "load_gate", "save_gate", "train_gate"]
 
@@ -153,26 +151,48 @@ def evaluate_gate(gate: Gate, model: Any | None = None, g0: float | None = None)
 
 def save_gate(gate: Gate, path: str | Path) -> Path:
     """Write the gate as ``.safetensors`` + ``.json`` metadata, atomically."""
-    path = Path(path).with_suffix(".safetensors")
-    with atomic_path(path) as tmp:
-        save_file({"weight": gate.weight.float().contiguous()}, str(tmp))
-    meta = {**gate.meta, "format_version": FORMAT_VERSION, "kind": "gate", "gate_kind": gate.kind, "value": gate.value,
-            "bias": gate.bias, "g0": gate.g0, "layer": gate.layer, "dim": int(gate.weight.shape[0])}
-    atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    return path
+    meta = {**gate.meta, "gate_kind": gate.kind, "value": gate.value, "bias": float(gate.bias), "g0": float(gate.g0),
+            "layer": None if gate.layer is None else int(gate.layer), "dim": int(gate.weight.shape[0])}
+    return write_artefact(Path(path), {"weight": gate.weight}, meta, "gate")
 
 
 def load_gate(path: str | Path, model: Any | None = None) -> Gate:
     """Load a gate; a residual gate given ``model`` is refused if it was trained on another model."""
     path = Path(path).with_suffix(".safetensors")
     meta = read_meta(path, "gate")
-    t = read_tensors(path, "gate")
+    meta_path = path.with_suffix(".json")
+
+    def bad(problem: str) -> ArtefactError:
+        return ArtefactError(f"{meta_path}: {problem}. The gate metadata is damaged; re-save or re-train the gate.")
+
+    kind = meta.get("gate_kind")
+    if kind not in GATE_KINDS:
+        raise ArtefactError(f"{path}: unknown gate kind {str(kind)[:40]!r}; expected one of {GATE_KINDS}.")
+    try:
+        value = get_value(meta["value"]).name if isinstance(meta.get("value"), str) else None
+    except ValueError as err:
+        raise bad(str(err).rstrip(".")) from None
+    if value is None:
+        raise bad(f"field 'value' must be a value name, got {str(meta.get('value'))[:40]!r}")
+    bias, dim, layer = meta.get("bias"), meta.get("dim"), meta.get("layer")
+    if type(bias) not in (int, float) or not math.isfinite(bias):
+        raise bad(f"field 'bias' must be a finite number, got {str(bias)[:40]!r}")
+    if type(dim) is not int or dim < 1:
+        raise bad(f"field 'dim' must be a positive integer, got {str(dim)[:40]!r}")
+    try:
+        g0 = check_probability("g0", meta.get("g0"))
+    except ValueError as err:
+        raise bad(str(err).rstrip(".")) from None
+    if kind == "residual":
+        if type(layer) is not int or layer < 0:
+            raise bad(f"a residual gate needs an integer 'layer' >= 0, got {str(layer)[:40]!r}")
+        if model is not None:
+            check_model(meta, model, f"Gate {path.name}")
+            if layer >= model.cfg.n_layers or dim != model.cfg.d_model:
+                raise ArtefactError(f"{path}: layer {layer} / width {dim} do not fit this model "
+                                    f"({model.cfg.n_layers} layers, d_model {model.cfg.d_model}). Re-train the gate.")
+    t = read_tensors(path, "gate", meta)
     w = t.get("weight")
-    if w is None or tuple(w.shape) != (meta.get("dim"),) or w.dtype != torch.float32 or not torch.isfinite(w).all():
+    if w is None or tuple(w.shape) != (dim,) or w.dtype != torch.float32 or not torch.isfinite(w).all():
         raise ArtefactError(f"{path}: gate weight missing, of the wrong shape/dtype, or not finite. Re-save the gate.")
-    if meta.get("gate_kind") not in GATE_KINDS:
-        raise ArtefactError(f"{path}: unknown gate kind {meta.get('gate_kind')!r}.")
-    if meta["gate_kind"] == "residual" and model is not None:
-        check_model(meta, model, f"Gate {path.name}")
-    return Gate(str(meta["value"]), meta["gate_kind"], w, float(meta["bias"]), check_probability("g0", meta["g0"]),
-                meta.get("layer"), meta)
+    return Gate(value, kind, w, float(bias), g0, layer if kind == "residual" else None, meta)

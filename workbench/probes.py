@@ -9,6 +9,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -55,9 +57,22 @@ def fit_probes(
 
     ``shuffle_labels`` permutes the training labels (a control: test accuracy should fall to ~0.5).
     """
-    for name, t in (("pos_train", pos_train), ("neg_train", neg_train), ("pos_test", pos_test), ("neg_test", neg_test)):
+    named = (("pos_train", pos_train), ("neg_train", neg_train), ("pos_test", pos_test), ("neg_test", neg_test))
+    for name, t in named:
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"{name} must be a [n, layers, d_model] tensor, got {type(t).__name__}.")
         if t.ndim != 3 or t.shape[0] == 0:
-            raise ValueError(f"{name} must be a non-empty [n, layers, d_model] tensor, got shape {tuple(t.shape)}.")
+            raise ValueError(
+                f"{name} must be a non-empty [n, layers, d_model] tensor, got shape {tuple(t.shape)}. A probe needs "
+                "examples of both classes (positive and negative) in both the train and the test split."
+            )
+        if tuple(t.shape[1:]) != tuple(pos_train.shape[1:]):
+            raise ValueError(f"{name} has [layers, d_model] = {tuple(t.shape[1:])} but pos_train has "
+                             f"{tuple(pos_train.shape[1:])}: all four sets must come from the same model and layers.")
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} holds NaN or inf activations; the model output is broken (check its dtype).")
+    if not (isinstance(c, numbers.Real) and not isinstance(c, bool) and math.isfinite(c) and c > 0):
+        raise ValueError(f"c (inverse regularisation strength) must be a positive number, got {c!r}.")
     x_train = torch.cat([pos_train, neg_train]).double().numpy()
     x_test = torch.cat([pos_test, neg_test]).double().numpy()
     y_train = np.r_[np.ones(len(pos_train)), np.zeros(len(neg_train))]
@@ -87,6 +102,8 @@ def select_layers(
     best candidate layers instead (the caller records that the threshold was not met).
     """
     acc = [float(a) for a in test_acc]
+    if not acc:
+        raise ValueError("The test accuracies are empty: fit probes on at least one layer first.")
     if not 0 <= exclude_last < len(acc):
         raise ValueError(f"exclude_last must be in 0..{len(acc) - 1}, got {exclude_last}.")
     candidates = range(len(acc) - exclude_last)
@@ -123,11 +140,19 @@ def probe_value(
     layers so the accuracy curve can still be inspected. ``fallback_top=k`` steers the k best layers
     when none passes the threshold; ``meta["layer_selection"]`` then says so.
     """
-    if not pairs:
-        raise ValueError("No pairs given: the data set is empty.")
+    if isinstance(pairs, ContrastPair) or not pairs:
+        raise ValueError("No pairs given: the data set is empty (pass a list of ContrastPair, e.g. load_pairs(value)).")
+    wrong = [type(p).__name__ for p in pairs if not isinstance(p, ContrastPair)]
+    if wrong:
+        raise ValueError(f"pairs must be ContrastPair objects (from load_pairs / read_pairs), got {wrong[0]}.")
     values = {p.value for p in pairs}
     if len(values) != 1:
         raise ValueError(f"Pairs mix several values {sorted(values)}; probe one value at a time.")
+    n_layers = model.cfg.n_layers
+    if not 0 <= exclude_last < n_layers:
+        raise ValueError(f"exclude_last must be in 0..{n_layers - 1} for this {n_layers}-layer model, got {exclude_last}.")
+    if not (isinstance(threshold, numbers.Real) and not isinstance(threshold, bool) and 0.0 <= threshold < 1.0):
+        raise ValueError(f"threshold (test accuracy a steering layer must exceed) must be in [0, 1), got {threshold!r}.")
     train, test = split_pairs(pairs, test_fraction=test_fraction, seed=seed)
     texts = [p.positive for p in train] + [p.negative for p in train] + [p.positive for p in test] + [p.negative for p in test]
     acts = extract(model, texts, batch_size=batch_size, cache=cache, progress=progress)

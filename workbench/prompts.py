@@ -8,69 +8,95 @@ Example:
 from __future__ import annotations
 
 import csv
-import json
+import io
 from pathlib import Path
 
-from workbench.datasets import DataError, data_root
+from workbench.datasets import DataError, check_text, data_root, parse_json_line, read_text_lines
 from workbench.values import get_value
 
-__all__ = ["load_unrelated_prompts", "load_value_prompts", "read_prompts"]
+__all__ = ["load_unrelated_prompts", "load_value_prompts", "read_prompts", "read_split_prompts"]
 
 
-def _read_split_file(path: Path) -> tuple[list[str], list[str]]:
+def read_split_prompts(path: str | Path) -> tuple[list[str], list[str]]:
+    """Read a prompt file in the shipped format: JSONL objects ``{"text": ..., "split": "train"|"test"}``.
+
+    ``split`` defaults to ``train``. Raises :class:`DataError` naming file and line for any malformed line
+    and for a file without prompts; ``FileNotFoundError`` for a missing file.
+    """
+    path = Path(path)
     train: list[str] = []
     test: list[str] = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_text_lines(path, "Prompt file"), 1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}:{n}: malformed JSON ({err.msg}). Each line must be one JSON object.") from None
-        text, split = obj.get("text") if isinstance(obj, dict) else None, obj.get("split", "train")
+        obj = parse_json_line(path, n, line)
+        if not isinstance(obj, dict):
+            raise DataError(f'{path}:{n}: line is not a JSON object. Write {{"text": ..., "split": "train"}}.')
+        text, split = obj.get("text"), obj.get("split", "train")
         if not isinstance(text, str) or not text.strip():
             raise DataError(f"{path}:{n}: field 'text' is missing or empty. Add the prompt text.")
-        if split not in ("train", "test"):
-            raise DataError(f"{path}:{n}: split {split!r} is not 'train' or 'test'.")
-        (train if split == "train" else test).append(text.strip())
+        if not isinstance(split, str) or split not in ("train", "test"):
+            raise DataError(f"{path}:{n}: split {str(split)[:40]!r} is not 'train' or 'test'.")
+        (train if split == "train" else test).append(check_text(path, n, text, "text").strip())
+    if not train and not test:
+        raise DataError(f"{path}: no prompts found. Write one JSON object a line.")
     return train, test
+
+
+_read_split_file = read_split_prompts  # former private name
 
 
 def load_value_prompts(value: str) -> tuple[list[str], list[str]]:
     """Shipped (train, held-out test) prompts where ``value`` is at stake."""
-    return _read_split_file(data_root() / "prompts" / "values" / f"{get_value(value).name}.jsonl")
+    return read_split_prompts(data_root() / "prompts" / "values" / f"{get_value(value).name}.jsonl")
 
 
 def load_unrelated_prompts() -> tuple[list[str], list[str]]:
     """Shipped (train, held-out test) prompts unrelated to any value (facts, code, recipes, ...)."""
-    return _read_split_file(data_root() / "prompts" / "unrelated.jsonl")
+    return read_split_prompts(data_root() / "prompts" / "unrelated.jsonl")
+
+
+def _read_csv(path: Path, lines: list[str]) -> list[str]:
+    reader = csv.DictReader(io.StringIO("\n".join(lines), newline=""))
+    try:
+        columns = reader.fieldnames or []
+        if "text" not in columns:
+            shown = [c if len(c) <= 40 else c[:37] + "..." for c in columns[:10]] + (["..."] if len(columns) > 10 else [])
+            raise DataError(f"{path}: no 'text' column (columns: {shown}). Name the prompt column 'text'.")
+        texts = []
+        for row in reader:
+            text = row.get("text")
+            if isinstance(text, str) and text.strip():
+                texts.append(check_text(path, reader.line_num, text, "text").strip())
+    except csv.Error as err:
+        raise DataError(f"{path}:{reader.line_num}: malformed CSV ({err}). Quote fields that hold commas or quotes.") from None
+    return texts
 
 
 def read_prompts(path: str | Path) -> list[str]:
-    """Read prompts from a CSV with a ``text`` column, JSONL objects with ``text``, or one per line."""
+    """Read prompts from a CSV with a ``text`` column, JSONL objects with ``text``, or one per line.
+
+    Raises ``FileNotFoundError`` for a missing file and :class:`DataError` (naming file and line) for
+    malformed content, binary or non-UTF-8 files, overlong lines and files without prompts.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Prompt file {path} does not exist.")
-    raw = path.read_text(encoding="utf-8")
-    if path.suffix == ".csv":
-        reader = csv.DictReader(raw.splitlines())
-        if "text" not in (reader.fieldnames or []):
-            raise DataError(f"{path}: no 'text' column (columns: {reader.fieldnames}). Name the prompt column 'text'.")
-        texts = [row["text"].strip() for row in reader if (row.get("text") or "").strip()]
-    elif path.suffix == ".jsonl":
+    if path.suffix.lower() == ".json":
+        raise DataError(f"{path}: .json prompt files are not read. Use JSONL (one {{\"text\": ...}} object a line, "
+                        "suffix .jsonl), a CSV with a 'text' column, or one prompt a line.")
+    lines = read_text_lines(path, "Prompt file")
+    if path.suffix.lower() == ".csv":
+        texts = _read_csv(path, lines)
+    elif path.suffix.lower() == ".jsonl":
         texts = []
-        for n, line in enumerate(raw.splitlines(), 1):
+        for n, line in enumerate(lines, 1):
             if not line.strip():
                 continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}:{n}: malformed JSON ({err.msg}).") from None
+            obj = parse_json_line(path, n, line)
             if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or not obj["text"].strip():
                 raise DataError(f"{path}:{n}: each line needs a non-empty string field 'text'.")
-            texts.append(obj["text"].strip())
+            texts.append(check_text(path, n, obj["text"], "text").strip())
     else:
-        texts = [line.strip() for line in raw.splitlines() if line.strip()]
+        texts = [line.strip() for line in lines if line.strip()]
     if not texts:
-        raise DataError(f"{path}: no prompts found.")
+        raise DataError(f"{path}: no prompts found. Write at least one prompt.")
     return texts

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +19,22 @@ from typing import Any
 
 import torch
 from jaxtyping import Float
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_bytes
+from safetensors.torch import save as save_bytes
 
-from workbench.io import atomic_path, atomic_write_text
+from workbench.io import atomic_path
 
-__all__ = ["FORMAT_VERSION", "ArtefactError", "ValueVector", "check_model", "load_vector", "save_vector"]
+__all__ = [
+    "FORMAT_VERSION",
+    "ArtefactError",
+    "ValueVector",
+    "check_model",
+    "load_vector",
+    "read_meta",
+    "read_tensors",
+    "save_vector",
+    "write_artefact",
+]
 
 FORMAT_VERSION = 1
 _TENSORS = ("weight", "bias", "mean_diff", "train_acc", "test_acc")
@@ -80,7 +91,7 @@ class ValueVector:
 
 
 def check_model(meta: dict[str, Any], model: Any, what: str) -> None:
-    """Refuse an artefact whose recorded model (width, fingerprint) differs from ``model``."""
+    """Refuse an artefact whose recorded model (width, depth, fingerprint) differs from ``model``."""
     from workbench.model import fingerprint
 
     if meta.get("d_model") != model.cfg.d_model:
@@ -88,8 +99,18 @@ def check_model(meta: dict[str, Any], model: Any, what: str) -> None:
             f"{what} was made for a model with d_model={meta.get('d_model')}, but this model has "
             f"d_model={model.cfg.d_model}. Recompute it on this model (workbench probe)."
         )
+    if "n_layers" in meta and meta["n_layers"] != model.cfg.n_layers:
+        raise ArtefactError(
+            f"{what} was made for a model with {meta['n_layers']} layers, but this model has "
+            f"{model.cfg.n_layers}. Recompute it on this model (workbench probe)."
+        )
+    if not isinstance(meta.get("model_fingerprint"), str):
+        raise ArtefactError(
+            f"{what} records no model fingerprint, so it cannot be checked against this model. "
+            "Recompute it on this model, or load it without model=."
+        )
     fp = fingerprint(model)
-    if meta.get("model_fingerprint") != fp:
+    if meta["model_fingerprint"] != fp:
         raise ArtefactError(
             f"{what} was made for model {meta.get('model_name')!r} (fingerprint "
             f"{meta.get('model_fingerprint')}), not for this model (fingerprint {fp}). "
@@ -97,16 +118,40 @@ def check_model(meta: dict[str, Any], model: Any, what: str) -> None:
         )
 
 
+_MAX_META_BYTES = 10_000_000
+
+
+def write_artefact(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any], kind: str) -> Path:
+    """Write ``path`` (.safetensors) and its ``.json`` sidecar, each atomically.
+
+    The sidecar records the SHA-256 of the tensor file, so a pair from two different saves (e.g. a
+    crash between the two renames) is detected on load. The metadata is serialised first: a value
+    JSON cannot hold fails before anything is written.
+    """
+    path = Path(path).with_suffix(".safetensors")
+    data = save_bytes({k: v.detach().float().cpu().contiguous() for k, v in tensors.items()},
+                      metadata={"format_version": str(FORMAT_VERSION)})
+    full = {**meta, "format_version": FORMAT_VERSION, "kind": kind, "tensors_sha256": hashlib.sha256(data).hexdigest()}
+    try:
+        text = json.dumps(full, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"Cannot save {path}: its metadata is not plain JSON ({err}). Use str/int/float/list/dict "
+                         "values without NaN.") from None
+    # Both files are written in full under temporary names first; only then are they renamed into
+    # place (sidecar first), so a failure while writing leaves the previous artefact intact, and a crash
+    # between the two renames leaves a pair whose checksum does not match: refused on load, never mixed.
+    with atomic_path(path) as tmp_tensors, atomic_path(path.with_suffix(".json")) as tmp_meta:
+        tmp_tensors.write_bytes(data)
+        tmp_meta.write_text(text, encoding="utf-8")
+    return path
+
+
 def save_vector(vector: ValueVector, path: str | Path) -> Path:
     """Write ``path`` (.safetensors) and its ``.json`` sidecar atomically; returns the tensor path."""
-    path = Path(path).with_suffix(".safetensors")
-    tensors = {name: getattr(vector, name).detach().float().cpu().contiguous() for name in _TENSORS}
-    meta = {**vector.meta, "format_version": FORMAT_VERSION, "kind": "value_vector", "value": vector.value,
-            "layers": list(vector.layers), "n_layers": vector.n_layers, "d_model": vector.d_model}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"format_version": str(FORMAT_VERSION)})
-    atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    return path
+    tensors = {name: getattr(vector, name) for name in _TENSORS}
+    meta = {**vector.meta, "value": vector.value, "layers": [int(x) for x in vector.layers],
+            "n_layers": vector.n_layers, "d_model": vector.d_model}
+    return write_artefact(Path(path), tensors, meta, "value_vector")
 
 
 def read_meta(path: Path, kind: str) -> dict[str, Any]:
@@ -114,39 +159,84 @@ def read_meta(path: Path, kind: str) -> dict[str, Any]:
     meta_path = path.with_suffix(".json")
     if not meta_path.is_file():
         raise ArtefactError(f"{meta_path} is missing: {kind} files come as .safetensors + .json pairs.")
+    if meta_path.stat().st_size > _MAX_META_BYTES:
+        raise ArtefactError(f"{meta_path} is {meta_path.stat().st_size} bytes, too large for {kind} metadata. "
+                            f"Re-save the {kind}.")
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ArtefactError(f"{meta_path} is not valid JSON ({err}). Re-save the {kind}.") from None
-    if not isinstance(meta, dict) or meta.get("kind") != kind:
-        raise ArtefactError(f"{meta_path} does not describe a {kind}.")
-    if meta.get("format_version") != FORMAT_VERSION:
+        meta = json.loads(meta_path.read_bytes().decode("utf-8"))
+    except (ValueError, RecursionError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ArtefactError(f"{meta_path} is not valid JSON ({str(err)[:200]}). Re-save the {kind}.") from None
+    if not isinstance(meta, dict):
+        raise ArtefactError(f"{meta_path} does not describe a {kind} (it holds a JSON {type(meta).__name__}). "
+                            f"Re-save the {kind}.")
+    if meta.get("kind") != kind:
+        found = str(meta.get("kind"))[:40]
+        raise ArtefactError(f"{meta_path} does not describe a {kind} (its kind is {found!r}). "
+                            "Load it with the matching function (load_vector / load_gate).")
+    version = meta.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:
         raise ArtefactError(
-            f"{meta_path} has format version {meta.get('format_version')!r}; this package reads version "
+            f"{meta_path} has format version {str(version)[:40]!r}; this package reads version "
             f"{FORMAT_VERSION}. Re-create the {kind} with this version."
         )
     return meta
 
 
-def read_tensors(path: Path, kind: str) -> dict[str, torch.Tensor]:
-    """Load a safetensors file, turning any decoding failure into a clear :class:`ArtefactError`."""
+def read_tensors(path: Path, kind: str, meta: dict[str, Any] | None = None) -> dict[str, torch.Tensor]:
+    """Load a safetensors file, turning any decoding failure into a clear :class:`ArtefactError`.
+
+    Never unpickles anything. With ``meta`` holding ``tensors_sha256``, a tensor file from another
+    save than its sidecar is refused.
+    """
     if not path.is_file():
         raise FileNotFoundError(f"{kind} file {path} does not exist.")
+    data = path.read_bytes()
     try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise ArtefactError(f"{path} is not a readable safetensors file ({err}). Re-save the {kind}.") from None
+        tensors = load_bytes(data)
+    except Exception as err:  # safetensors raises several error types for damaged files
+        raise ArtefactError(f"{path} is not a readable safetensors file ({str(err)[:200]}). Re-save the {kind}.") from None
+    expected = (meta or {}).get("tensors_sha256")
+    if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+        raise ArtefactError(
+            f"{path} does not match its metadata {path.with_suffix('.json').name} (checksum differs): the two "
+            f"files come from different saves, e.g. an interrupted save or a copied half. Re-save the {kind}."
+        )
+    return tensors
+
+
+def _meta_int(meta: dict[str, Any], key: str, where: Path, minimum: int = 1) -> int:
+    value = meta.get(key)
+    if type(value) is not int or value < minimum:
+        raise ArtefactError(f"{where}: field {key!r} must be an integer >= {minimum}, got {str(value)[:40]!r}. "
+                            "The metadata is damaged; re-save the artefact.")
+    return value
 
 
 def load_vector(path: str | Path, model: Any | None = None) -> ValueVector:
     """Load a value vector; with ``model`` given, refuse one made for a different model."""
+    from workbench.model import HOOK_SITE
+
     path = Path(path).with_suffix(".safetensors")
+    meta_path = path.with_suffix(".json")
     meta = read_meta(path, "value_vector")
-    t = read_tensors(path, "value vector")
-    missing = [n for n in _TENSORS if n not in t]
+    n, d = _meta_int(meta, "n_layers", meta_path), _meta_int(meta, "d_model", meta_path)
+    value = meta.get("value")
+    if not isinstance(value, str) or not value.strip():
+        raise ArtefactError(f"{meta_path}: field 'value' must be the value's name, got {str(value)[:40]!r}. "
+                            "Re-save the value vector.")
+    raw_layers = meta.get("layers")
+    if (not isinstance(raw_layers, list) or not raw_layers
+            or any(type(x) is not int or not 0 <= x < n for x in raw_layers)):
+        raise ArtefactError(f"{path}: steering layers {str(raw_layers)[:80]} invalid for {n} layers "
+                            "(expected a non-empty list of layer indices). Re-save the value vector.")
+    layers = tuple(sorted(set(raw_layers)))
+    if meta.get("hook_site", HOOK_SITE) != HOOK_SITE:
+        raise ArtefactError(f"{path} was probed at hook site {str(meta['hook_site'])[:40]!r}; this package "
+                            f"steers at {HOOK_SITE!r}. Re-probe the value.")
+    t = read_tensors(path, "value vector", meta)
+    missing = [name for name in _TENSORS if name not in t]
     if missing:
         raise ArtefactError(f"{path} lacks tensors {missing}. Re-save the value vector.")
-    n, d = int(meta.get("n_layers", -1)), int(meta.get("d_model", -1))
     expected = {"weight": (n, d), "bias": (n,), "mean_diff": (n, d), "train_acc": (n,), "test_acc": (n,)}
     for name, shape in expected.items():
         if tuple(t[name].shape) != shape or t[name].dtype != torch.float32:
@@ -156,10 +246,8 @@ def load_vector(path: str | Path, model: Any | None = None) -> ValueVector:
             )
         if not torch.isfinite(t[name]).all():
             raise ArtefactError(f"{path}: tensor {name!r} holds NaN or inf values. Re-create the vector.")
-    layers = tuple(int(x) for x in meta.get("layers", []))
-    if not layers or any(not 0 <= x < n for x in layers):
-        raise ArtefactError(f"{path}: steering layers {list(layers)} invalid for {n} layers.")
+    if bool((t["weight"][list(layers)].abs().amax(dim=1) == 0).any()):
+        raise ArtefactError(f"{path}: a steering layer has an all-zero probe weight (no direction). Re-create the vector.")
     if model is not None:
         check_model(meta, model, f"Vector {path.name}")
-    return ValueVector(str(meta["value"]), t["weight"], t["bias"], t["mean_diff"], t["train_acc"],
-                       t["test_acc"], layers, meta)
+    return ValueVector(value, t["weight"], t["bias"], t["mean_diff"], t["train_acc"], t["test_acc"], layers, meta)

@@ -1,0 +1,159 @@
+"""Real-browser check of the steering widget: JupyterLab + Debian's Chromium driven by Playwright.
+
+Starts JupyterLab headless on 127.0.0.1, opens notebooks/02_steering_demo.ipynb in Chromium, runs all
+cells, waits for the widget and the plain-callback output, switches the method control to
+``conva-nogate``, presses the widget's Run button, waits for the new answers and saves a screenshot.
+
+Uses /usr/bin/chromium (Debian: ``apt-get install -y chromium``); Playwright never downloads a browser here.
+
+Example:
+    .venv/bin/python scripts/browser_check.py                       # -> figures/widget_screenshot.png
+    .venv/bin/python scripts/browser_check.py --out /tmp/shot.png --tokens 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_lab(port: int, token: str, scratch: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """JupyterLab on 127.0.0.1:port serving the repository, with settings and workspaces in ``scratch``."""
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
+           f"--ServerApp.token={token}", f"--ServerApp.root_dir={ROOT}", "--ServerApp.open_browser=False",
+           f"--LabApp.workspaces_dir={scratch / 'workspaces'}", f"--LabApp.user_settings_dir={scratch / 'settings'}",
+           "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def wait_for_lab(port: int, token: str, proc: subprocess.Popen, timeout: float) -> None:
+    url = f"http://127.0.0.1:{port}/api/status?token={token}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"JupyterLab exited with code {proc.returncode} before it was ready.")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"JupyterLab did not answer on port {port} within {timeout:.0f} s.")
+
+
+def dismiss(page) -> None:
+    """Answer the first-start questions: start the notebook's kernel, and no news notifications."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    select = page.locator(".jp-Dialog").get_by_role("button", name="Select", exact=True)
+    try:
+        select.wait_for(timeout=15_000)
+        select.click()
+        print("kernel selected")
+    except PlaywrightTimeout:  # no dialog: the kernel started by itself
+        pass
+    news = page.locator(".jp-Notification-Toast").get_by_role("button", name="No", exact=True)
+    if news.count():
+        news.first.click()
+
+
+def drive(page, url: str, timeout_ms: float, out: Path) -> None:
+    """Open the notebook, run all cells, use the widget once, and screenshot it."""
+    page.goto(url, timeout=120_000)
+    page.locator(".jp-Notebook").first.wait_for(timeout=120_000)
+    dismiss(page)
+    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(timeout=120_000)
+    print("notebook open, kernel idle; running all cells")
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_text("Run All Cells", exact=True).click()
+    page.locator(".jp-OutputArea-output .widget-button", has_text="Run").wait_for(timeout=timeout_ms)
+    print("widget rendered")
+    # the plain-callback cell ends the notebook: its answers carry the word 'unsteered'
+    page.locator(".jp-RenderedHTMLCommon", has_text="unsteered").first.wait_for(timeout=timeout_ms)
+    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(timeout=timeout_ms)
+    print("all cells done; switching the method to conva-nogate and pressing Run")
+    widget = page.locator(".jp-OutputArea-output .widget-vbox").first
+    widget.locator(".widget-dropdown", has_text="method").locator("select").select_option("conva-nogate")
+    widget.locator(".widget-button", has_text="Run").click()
+    widget.locator(".widget-html", has_text="method conva-nogate").wait_for(timeout=timeout_ms)
+    widget.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)  # let plotly finish drawing
+    widget.evaluate("e => e.scrollIntoView({block: 'start'})")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_png = out.with_name(f".{out.name}.tmp.png")
+    page.screenshot(path=str(tmp_png))
+    os.replace(tmp_png, out)
+
+
+def check(out: Path, notebook: str, timeout_s: float, tokens: int) -> Path:
+    """Run the whole check; on failure save ``widget_check_failure.png`` beside ``out`` and print the server log."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).is_file():
+        raise FileNotFoundError(f"{CHROMIUM} not found: install Debian's Chromium with `apt-get install -y chromium`.")
+    port, token = free_port(), secrets.token_hex(16)
+    with tempfile.TemporaryDirectory(prefix="browser_check_") as tmp:
+        scratch = Path(tmp)
+        env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(scratch / "runtime"), "WORKBENCH_NB_TOKENS": str(tokens),
+               "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+        log = scratch / "lab.log"
+        lab = start_lab(port, token, scratch, env, log)
+        try:
+            wait_for_lab(port, token, lab, 120)
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+                page = browser.new_page(viewport={"width": 1400, "height": 1900})
+                try:
+                    drive(page, f"http://127.0.0.1:{port}/lab/tree/{notebook}?token={token}", timeout_s * 1000, out)
+                except Exception:
+                    failure = out.with_name("widget_check_failure.png")
+                    page.screenshot(path=str(failure))
+                    print(f"screenshot of the failure: {failure}", file=sys.stderr)
+                    raise
+                finally:
+                    browser.close()
+        except Exception:
+            print(f"--- JupyterLab log ---\n{log.read_text()[-4000:]}", file=sys.stderr)
+            raise
+        finally:
+            lab.terminate()
+            try:
+                lab.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                lab.kill()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=ROOT / "figures" / "widget_screenshot.png")
+    p.add_argument("--notebook", default="notebooks/02_steering_demo.ipynb")
+    p.add_argument("--timeout", type=float, default=900, help="seconds to wait for the cells and the widget")
+    p.add_argument("--tokens", type=int, default=24, help="new tokens per answer in the demo")
+    args = p.parse_args(argv)
+    path = check(args.out, args.notebook, args.timeout, args.tokens)
+    print(f"screenshot: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,129 @@
+"""Fast steered generation: Hugging Face ``generate`` plus plain PyTorch forward hooks.
+
+TransformerLens' ``TransformerBridge.generate`` runs its own Python decoding loop. This module
+keeps the steering arithmetic of :func:`workbench.steering.steering_hooks` (the very same hook
+functions, hence the same closed form, modes, per-row gate mask, CAA and audit record) and only
+changes where the hooks sit and who drives the decoding:
+
+- the hooks are ``register_forward_hook`` callbacks on the decoder layers. The bridge's
+  ``blocks[L]`` *is* the module at ``original_model.model.layers[L]`` (for Llama/Qwen), and its
+  output is exactly ``blocks.L.hook_resid_post``;
+- decoding is Hugging Face's ``original_model.generate`` (greedy or sampled, KV cache, left padding).
+
+Hooks are removed in a ``finally``, so an exception never leaves the model steered.
+
+Example:
+    >>> ids, mask = tokenize(model, chat_texts(model, ["Should I take the promotion?"]))
+    >>> with steer_layers(model, vec, p0=0.95, gate_open=[True]) as record:
+    ...     new_tokens = generate_tokens(model, ids, mask, max_new_tokens=32)
+    >>> record.for_row(0)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
+
+from workbench.model import hook_name
+from workbench.steering import SteeringRecord, steering_hooks
+from workbench.vectors import ValueVector
+
+__all__ = ["decoder_layers", "generate_tokens", "steer_layers"]
+
+
+def decoder_layers(model: Any) -> Sequence[torch.nn.Module]:
+    """The decoder layers that Hugging Face's forward runs through, in order.
+
+    For a ``TransformerBridge`` these are the bridge's ``blocks``, which are the same module
+    objects that sit in the wrapped model (``original_model.model.layers`` for Llama/Qwen).
+    """
+    blocks = getattr(model, "blocks", None)
+    if blocks is None or len(blocks) != model.cfg.n_layers:
+        raise TypeError("The fast path needs a TransformerBridge whose `blocks` are the model's decoder layers.")
+    return blocks
+
+
+def _as_forward_hook(fn: Callable[[torch.Tensor, Any], torch.Tensor]) -> Callable[..., Any]:
+    """Wrap a TransformerLens ``(resid, hook) -> resid`` function as a module forward hook.
+
+    A decoder layer returns either the hidden state or a tuple whose first item is it; the
+    returned value keeps that shape.
+    """
+
+    def hook(module: torch.nn.Module, args: Any, output: Any) -> Any:
+        if isinstance(output, tuple):
+            return (fn(output[0], None), *output[1:])
+        return fn(output, None)
+
+    return hook
+
+
+@contextlib.contextmanager
+def steer_layers(
+    model: Any,
+    vector: ValueVector,
+    p0: float = 0.9,
+    gate_open: bool | Sequence[bool] | torch.Tensor = True,
+    mode: str = "prompt-once",
+    layers: Sequence[int] | None = None,
+    method: str = "conva",
+    coef: float = 1.0,
+) -> Iterator[SteeringRecord]:
+    """Like :func:`workbench.steering.steer`, but hooked on the decoder layers with plain PyTorch hooks.
+
+    Any forward through the wrapped Hugging Face model (``original_model(...)``, its ``generate``,
+    and the bridge's own forward) is steered inside the block. Yields the :class:`SteeringRecord`.
+    """
+    if vector.d_model != model.cfg.d_model or vector.n_layers != model.cfg.n_layers:
+        raise ValueError(
+            f"Vector for value {vector.value!r} has {vector.n_layers} layers x d_model {vector.d_model}; "
+            f"this model has {model.cfg.n_layers} x {model.cfg.d_model}. Probe this model instead."
+        )
+    open_tuple = tuple(bool(x) for x in torch.as_tensor(gate_open, dtype=torch.bool).reshape(-1).tolist())
+    record = SteeringRecord(open_tuple)
+    hooks = steering_hooks(vector, p0, mode, layers, gate_open, method, coef, record)
+    by_name = {hook_name(layer): layer for layer in range(model.cfg.n_layers)}
+    blocks = decoder_layers(model)
+    handles = []
+    try:
+        for name, fn in hooks:
+            handles.append(blocks[by_name[name]].register_forward_hook(_as_forward_hook(fn)))
+        yield record
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def generate_tokens(
+    model: Any,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    max_new_tokens: int = 48,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    eos_token_id: int | None = None,
+) -> torch.Tensor:
+    """New tokens ``[batch, <= max_new_tokens]`` from Hugging Face ``generate`` on the wrapped model.
+
+    Left-padded ``input_ids``/``attention_mask`` as :func:`workbench.activations.tokenize` makes
+    them. Greedy unless ``do_sample``; sampling uses ``temperature`` only, as the bridge's
+    ``generate`` does: the repetition penalty, n-gram blocking, top-k and top-p that a checkpoint's
+    ``generation_config.json`` may set are switched off. Rows that finished early are filled with
+    the pad token.
+    """
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}.")
+    tok = model.tokenizer
+    eos = tok.eos_token_id if eos_token_id is None else eos_token_id
+    pad = tok.pad_token_id if tok.pad_token_id is not None else eos
+    kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": do_sample, "eos_token_id": eos,
+                              "pad_token_id": pad, "use_cache": True, "repetition_penalty": 1.0,
+                              "no_repeat_ngram_size": 0}
+    if do_sample:
+        kwargs.update(temperature=temperature, top_k=0, top_p=1.0)
+    with torch.no_grad():
+        out = model.original_model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+    return out[:, input_ids.shape[1]:]
