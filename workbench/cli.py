@@ -2,7 +2,7 @@
 
     workbench audit --out DIR                      context-control audit -> DIR/audit.csv
     workbench probe --values all --out DIR         probes -> DIR/accuracy.csv, DIR/vectors/<value>.*
-    workbench demo --out DIR                       the main job: audit + probes for all 10 values
+    workbench demo --out DIR                       the main job: audit + probes for all 10 values + figures
     workbench steer --value V --prompt "..."       unsteered vs steered answers with the audit
 """
 
@@ -175,8 +175,14 @@ def _cmd_figures(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    code = _cmd_audit(args)
-    return code or _cmd_probe(args)
+    code = _cmd_audit(args) or _cmd_probe(args)
+    if code:
+        return code
+    from workbench.figures import write_figures
+
+    paths = write_figures(Path(args.out), Path(args.figures))
+    print(f"wrote {len(paths)} figure files to {args.figures}")
+    return 0
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -218,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out")
     _add_probe_args(p)
     _add_model_args(p)
+    p.add_argument("--figures", default="figures", help="where the figures go (HTML, PNG, PDF)")
     p.set_defaults(func=_cmd_demo, fallback_top=3)
     p = sub.add_parser("figures", help="write every figure as HTML, PNG and PDF")
     p.add_argument("--results", default="out", help="folder written by `workbench demo` / `probe` / `evaluate`")
