@@ -127,6 +127,10 @@ def generate(
         raise ValueError("Method 'conva' needs a gate; pass gate=... or use method='conva-nogate'.")
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    if isinstance(stop_strings, str):
+        stop_strings = (stop_strings,)
     p0 = check_probability("p0", p0)
     if method == "prompt":
         value_prompt = high_value_prompt(vector.value)
@@ -146,9 +150,8 @@ def generate(
             opened = (scores[rows] > threshold).tolist() if scores is not None else [True] * len(chats[rows])
             ctx = steer(model, vector, p0=p0, gate_open=opened, mode=mode, layers=layers,
                         method="caa" if method == "caa" else "conva", coef=coef)
-        if do_sample:
+        with torch.random.fork_rng(devices=[]), ctx as record:  # seeded sampling leaves the caller's RNG alone
             torch.manual_seed(seed + start)
-        with ctx as record:
             texts += _generate_batch(model, chats[rows], max_new_tokens, do_sample, temperature, stop_strings)
         for i, is_open in enumerate(opened):
             score = None if scores is None else float(scores[start + i])
