@@ -1,8 +1,9 @@
 """Real-browser check of the steering widget: JupyterLab + Debian's Chromium driven by Playwright.
 
-Starts JupyterLab headless on 127.0.0.1, opens notebooks/02_steering_demo.ipynb in Chromium, runs all
-cells, waits for the widget and the plain-callback output, switches the method control to
-``conva-nogate``, presses the widget's Run button, waits for the new answers and saves a screenshot.
+Starts JupyterLab headless on 127.0.0.1 on a copy of notebooks/02_steering_demo.ipynb (the committed
+notebook stays without outputs), opens it in Chromium, runs all cells, waits for the widget and the
+plain-callback output, switches the method control to ``conva-nogate``, presses the widget's Run
+button, waits for the new answers and saves a screenshot.
 
 Uses /usr/bin/chromium (Debian: ``apt-get install -y chromium``); Playwright never downloads a browser here.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -37,9 +39,15 @@ def free_port() -> int:
 
 
 def start_lab(port: int, token: str, scratch: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
-    """JupyterLab on 127.0.0.1:port serving the repository, with settings and workspaces in ``scratch``."""
+    """JupyterLab on 127.0.0.1:port serving ``scratch/work``, with settings and workspaces in ``scratch``.
+
+    Autosave is off, and the notebook is a copy anyway, so the committed notebook never gains outputs.
+    """
+    settings = scratch / "settings" / "@jupyterlab" / "docmanager-extension"
+    settings.mkdir(parents=True)
+    (settings / "plugin.jupyterlab-settings").write_text('{"autosave": false}\n')
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
-           f"--ServerApp.token={token}", f"--ServerApp.root_dir={ROOT}", "--ServerApp.open_browser=False",
+           f"--ServerApp.token={token}", f"--ServerApp.root_dir={scratch / 'work'}", "--ServerApp.open_browser=False",
            f"--LabApp.workspaces_dir={scratch / 'workspaces'}", f"--LabApp.user_settings_dir={scratch / 'settings'}",
            "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
@@ -98,6 +106,8 @@ def drive(page, url: str, timeout_ms: float, out: Path) -> None:
     widget.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
     page.wait_for_timeout(1500)  # let plotly finish drawing
     widget.evaluate("e => e.scrollIntoView({block: 'start'})")
+    for close in page.locator(".jp-Notification-Toast").get_by_role("button", name="No", exact=True).all():
+        close.click()  # the news question, if it came up meanwhile
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp_png = out.with_name(f".{out.name}.tmp.png")
     page.screenshot(path=str(tmp_png))
@@ -113,7 +123,11 @@ def check(out: Path, notebook: str, timeout_s: float, tokens: int) -> Path:
     port, token = free_port(), secrets.token_hex(16)
     with tempfile.TemporaryDirectory(prefix="browser_check_") as tmp:
         scratch = Path(tmp)
+        copy = scratch / "work" / notebook
+        copy.parent.mkdir(parents=True)
+        shutil.copyfile(ROOT / notebook, copy)
         env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(scratch / "runtime"), "WORKBENCH_NB_TOKENS": str(tokens),
+               "WORKBENCH_RESULTS": os.environ.get("WORKBENCH_RESULTS", str(ROOT / "out")),
                "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         log = scratch / "lab.log"
         lab = start_lab(port, token, scratch, env, log)
