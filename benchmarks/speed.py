@@ -563,13 +563,18 @@ def render_markdown(res: dict[str, Any]) -> str:
 
 
 def _environment(model: Any, args: argparse.Namespace) -> dict[str, Any]:
-    import transformer_lens
-    import transformers
+    from importlib.metadata import PackageNotFoundError, version
+
+    def ver(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "?"
 
     return {"date": time.strftime("%Y-%m-%d %H:%M"), "device": str(model.cfg.device), "torch_threads":
             torch.get_num_threads(), "cpu_count": os.cpu_count(), "loadavg_start": _loadavg(), "python":
-            platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
-            "transformer_lens": getattr(transformer_lens, "__version__", "?"), "model": args.model,
+            platform.python_version(), "torch": torch.__version__, "transformers": ver("transformers"),
+            "transformer_lens": ver("transformer-lens"), "model": args.model,
             "n_layers": model.cfg.n_layers, "d_model": model.cfg.d_model}
 
 
