@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -616,6 +616,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pristine", action="store_true", help="add information rows for an unwrapped HF copy")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--skip", default="", help="comma-separated sections to skip: extraction,generation,gates,probes,demo")
+    p.add_argument("--repeats", type=int, default=0, help="override the number of timed repeats of every section")
+    p.add_argument("--batch-sizes", default="", help="override the generation batch sizes, e.g. 1,4,16")
+    p.add_argument("--max-new-tokens", type=int, default=0, help="override the generated tokens per prompt")
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--device", default="auto")
     p.add_argument("--memory-child", choices=list(EXTRACTORS), help=argparse.SUPPRESS)
@@ -635,6 +638,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from workbench.probes import probe_value
 
     s = make_settings(args.quick)
+    overrides: dict[str, Any] = {}
+    if args.repeats:
+        overrides.update(extract_repeats=args.repeats, gen_repeats=args.repeats, gate_repeats=args.repeats)
+    if args.batch_sizes:
+        overrides["batch_sizes"] = tuple(int(x) for x in args.batch_sizes.split(","))
+    if args.max_new_tokens:
+        overrides["max_new_tokens"] = args.max_new_tokens
+    s = replace(s, **overrides)
     skip = {x.strip() for x in args.skip.split(",") if x.strip()}
     if "generation" in skip:
         skip.add("gates")  # the gate is measured against one prompt's generation

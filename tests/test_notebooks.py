@@ -1,22 +1,21 @@
-"""Execute the three notebooks headless on the embedded model; any cell error fails the test."""
+"""Execute the three notebooks headless on the embedded model; any cell error fails the test.
+
+To stay quick, notebooks 01 and 02 probe on a capped number of pairs (WORKBENCH_NB_PAIRS), and
+notebook 03 regenerates the figures from a small hand-made results folder.
+"""
 
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from test_figures import make_results
 
 from workbench.figures import find_browser
 
 pytestmark = pytest.mark.embedded
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-
-
-@pytest.fixture(scope="module")
-def results(tmp_path_factory) -> Path:
-    """One results folder for the module: notebook 03 runs a small demo into it, 01 and 02 then reuse its vectors."""
-    return tmp_path_factory.mktemp("nb_results")
 
 
 def execute(name: str) -> nbformat.NotebookNode:
@@ -31,21 +30,16 @@ def outputs(book: nbformat.NotebookNode) -> list:
 
 
 @pytest.fixture
-def env(monkeypatch, results, tmp_path):
-    monkeypatch.setenv("WORKBENCH_RESULTS", str(results))
+def env(monkeypatch, tmp_path):
+    """Settings for the notebook kernels; returns the figures folder. Results start empty."""
+    (tmp_path / "results").mkdir()
+    monkeypatch.setenv("WORKBENCH_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("WORKBENCH_FIGURES", str(tmp_path / "figures"))
     monkeypatch.setenv("WORKBENCH_NB_VALUES", "achievement,power,security")
+    monkeypatch.setenv("WORKBENCH_NB_PAIRS", "24")
     monkeypatch.setenv("WORKBENCH_NB_TOKENS", "8")
     monkeypatch.setenv("WORKBENCH_FIGURE_FORMATS", "html,png" if find_browser() else "html")
     return tmp_path / "figures"
-
-
-def test_03_paper_figures(env, results):
-    execute("03_paper_figures")
-    assert (env / "circumplex_agreement.json").is_file() and (env / "value_similarity.html").is_file()
-    assert (results / "vectors" / "achievement.safetensors").is_file()
-    if find_browser():
-        assert (env / "value_map.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_01_value_vectors(env):
@@ -61,3 +55,13 @@ def test_02_steering_demo(env):
     assert "application/vnd.jupyter.widget-view+json" in kinds  # the widget
     assert "application/vnd.plotly.v1+json" in kinds  # the per-layer P_V plot from run_demo
     assert any("unsteered" in o.get("data", {}).get("text/html", "") for o in outputs(book))
+
+
+def test_03_paper_figures(env, monkeypatch, tmp_path):
+    results = make_results(tmp_path / "made")
+    monkeypatch.setenv("WORKBENCH_RESULTS", str(results))
+    execute("03_paper_figures")
+    assert (env / "circumplex_agreement.json").is_file() and (env / "value_similarity.html").is_file()
+    assert (env / "steering_audit.html").is_file() and (env / "evaluation.html").is_file()
+    if find_browser():
+        assert (env / "value_map.png").read_bytes()[:4] == b"\x89PNG"
