@@ -17,24 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
 
 from workbench.activations import extract
-from workbench.datasets import load_pairs
-from workbench.gate import evaluate_gate, load_encoder, train_gate
+from workbench.evaluation.judges import train_encoder_judge
+from workbench.gate import evaluate_gate, train_gate
 from workbench.generation import generate
 from workbench.io import atomic_write_text
 from workbench.model import load_model
 from workbench.prompts import load_unrelated_prompts, load_value_prompts
+from workbench.sweep import steering_defaults
 from workbench.values import resolve_values
 from workbench.vectors import load_vector
-
-
-def encoder_judge(value: str) -> LogisticRegression:
-    pairs = load_pairs(value, "controlled") + load_pairs(value, "naive")
-    texts = [p.positive for p in pairs] + [p.negative for p in pairs]
-    x = load_encoder().encode(texts, normalize_embeddings=True, show_progress_bar=False)
-    return LogisticRegression(C=1.0, max_iter=2000).fit(x, np.r_[np.ones(len(pairs)), np.zeros(len(pairs))])
 
 
 def main() -> None:
@@ -42,7 +35,7 @@ def main() -> None:
     ap.add_argument("--vectors", required=True)
     ap.add_argument("--values", default="all")
     ap.add_argument("--n", type=int, default=8)
-    ap.add_argument("--p0", type=float, default=0.95)
+    ap.add_argument("--p0", type=float, default=None, help="default: the per-value swept P0")
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
@@ -58,18 +51,17 @@ def main() -> None:
         prompts = prompts[: args.n]
         kw = {"max_new_tokens": args.max_new_tokens, "batch_size": 8}
         plain = generate(model, prompts + unrelated, method="none", **kw)
-        steered = generate(model, prompts + unrelated, vector=vec, gate=gate, method="conva", p0=args.p0, **kw)
+        p0 = steering_defaults(value).p0 if args.p0 is None else args.p0
+        steered = generate(model, prompts + unrelated, vector=vec, gate=gate, method="conva", p0=p0, **kw)
         n = len(prompts)
-        judge = encoder_judge(value)
-        enc = load_encoder()
-        j_plain = judge.predict_proba(enc.encode(list(plain.texts[:n]), normalize_embeddings=True))[:, 1]
-        j_steer = judge.predict_proba(enc.encode(list(steered.texts[:n]), normalize_embeddings=True))[:, 1]
+        judge = train_encoder_judge(value)
+        j_plain, j_steer = judge.probability(list(plain.texts[:n])), judge.probability(list(steered.texts[:n]))
         held = model.cfg.n_layers - 2  # excluded from steering by construction
         safe = lambda ts: [t if t.strip() else "." for t in ts]  # noqa: E731
         a_plain = extract(model, safe(plain.texts[:n]), layers=[held], progress=False)[:, 0]
         a_steer = extract(model, safe(steered.texts[:n]), layers=[held], progress=False)[:, 0]
         row = {
-            "value": value, "gate_g0": gate.g0, "gate_true_trigger": report.true_trigger_rate,
+            "value": value, "p0": p0, "gate_g0": gate.g0, "gate_true_trigger": report.true_trigger_rate,
             "gate_false_trigger": report.false_trigger_rate, "fired_on_value_prompts": float(np.mean(
                 [a.fired for a in steered.audits[:n]])), "fired_on_unrelated": float(np.mean(
                 [a.fired for a in steered.audits[n:]])),

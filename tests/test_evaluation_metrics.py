@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.evaluation.capability import load_mmlu, mmlu_accuracy, wikitext_perplexity
+from workbench.evaluation.capability import load_mmlu, mmlu_accuracy, mmlu_predictions, wikitext_perplexity
 from workbench.evaluation.metrics import (
     answer_perplexity,
     calibrate_fluency,
@@ -61,6 +61,23 @@ def test_mmlu_loading_and_accuracy_bounds(tiny_model, tmp_path):
     assert "1+1?" in items[0].prompt and "Answer: B" in items[0].prompt
     acc = mmlu_accuracy(tiny_model, items, progress=False)
     assert acc in (0.0, 0.5, 1.0)
+
+
+def test_mmlu_predictions_in_item_order_match_one_at_a_time(tiny_model, tmp_path):
+    folder = _mmlu_folder(tmp_path)
+    rows = "".join(f"{'xyz'[i % 3] * (3 * i)}?,{'A' * i},{'B' * (8 - i)},c{i},d,{i % 4}\n" for i in range(1, 8))
+    (folder / "test" / "long_test.csv").write_text("question,choice0,choice1,choice2,choice3,answer\n" + rows)
+    items = load_mmlu(folder, n=None, k_shot=1)[::-1]  # longest first: batching by length reorders them
+    preds = mmlu_predictions(tiny_model, items, batch_size=3, progress=False)
+    letters = [tiny_model.tokenizer(f" {x}", add_special_tokens=False)["input_ids"][-1] for x in "ABCD"]
+    for item, got in zip(items, preds, strict=True):
+        ids = tiny_model.tokenizer(item.prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            expected = int(tiny_model(ids)[0, -1, letters].argmax())
+        assert got == expected
+    acc = mmlu_accuracy(tiny_model, items, batch_size=3, progress=False)
+    assert acc == np.mean(preds == np.array([it.answer for it in items]))
+    assert len(set(preds.tolist())) > 1  # varied predictions, so a wrong order would show
 
 
 def test_mmlu_bad_answer_is_clear_error(tmp_path):

@@ -62,3 +62,31 @@ def test_suite_writes_tables_and_resume_gives_same_table(tiny_model, tmp_path, m
 def test_unknown_method_is_clear_error(tiny_model, tmp_path):
     with pytest.raises(ValueError, match="Unknown methods"):
         run_suite(tiny_model, SuiteConfig(values=("power",), methods=("magic",), out=tmp_path))
+
+
+def test_suite_mmlu_reuses_unsteered_predictions_only_where_the_gate_is_closed(tiny_model, tmp_path):
+    from test_evaluation_metrics import _mmlu_folder
+
+    from workbench.evaluation.capability import load_mmlu, mmlu_accuracy
+    from workbench.gate import load_gate
+    from workbench.steering import steer
+    from workbench.vectors import load_vector
+
+    (tmp_path / "mmlu").mkdir()
+    folder = _mmlu_folder(tmp_path / "mmlu")
+    cfg = _cfg(tmp_path / "out", mmlu=folder, mmlu_shots=1, p0=0.95)
+    cfg = SuiteConfig(**{**cfg.__dict__, "methods": ("none", "conva", "conva-nogate")})
+    got = {(m, b): s for m, b, s, n in _run(tiny_model, cfg).capability}
+    items = load_mmlu(folder, n=None, k_shot=1)
+    vec = load_vector(tmp_path / "out" / "vectors" / "power.safetensors", model=tiny_model)
+    gate = load_gate(tmp_path / "out" / "gates" / "power.safetensors", model=tiny_model)
+
+    def reference(gate_open):  # every question run through the steered model, gate as in generation
+        return mmlu_accuracy(tiny_model, items, progress=False, batch_size=1, steering=lambda b: steer(
+            tiny_model, vec, p0=cfg.p0, gate_open=gate_open(b), mode=cfg.mode))
+
+    assert got[("none", "mmlu_1shot")] == mmlu_accuracy(tiny_model, items, progress=False)
+    assert got[("conva", "mmlu_1shot")] == reference(lambda b: gate.is_open([it.question for it in b], tiny_model))
+    assert got[("conva-nogate", "mmlu_1shot")] == reference(lambda b: True)
+    opened = gate.is_open([it.question for it in items], tiny_model).float().mean().item()
+    assert got[("conva", "mmlu_1shot_gate_open_share")] == opened

@@ -26,7 +26,7 @@ from workbench.io import text_hash
 from workbench.model import HOOK_SITE, fingerprint, model_info
 from workbench.vectors import ValueVector
 
-__all__ = ["NoLayerQualifies", "fit_probes", "probe_value", "select_layers"]
+__all__ = ["NoLayerQualifies", "fit_probes", "pair_activations", "probe_value", "select_layers"]
 
 
 class NoLayerQualifies(ValueError):
@@ -119,6 +119,20 @@ def select_layers(
     return layers
 
 
+def pair_activations(model: Any, pairs: Sequence[ContrastPair], test_fraction: float = 0.25, seed: int = 0,
+                     batch_size: int = 32, cache: bool = False, progress: bool = True
+                     ) -> tuple[list[str], tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The texts in extraction order and ``(pos_train, neg_train, pos_test, neg_test)`` activations.
+
+    The split is by pair and seeded (:func:`workbench.datasets.split_pairs`), as :func:`probe_value` uses it.
+    """
+    train, test = split_pairs(pairs, test_fraction=test_fraction, seed=seed)
+    texts = [p.positive for p in train] + [p.negative for p in train] + [p.positive for p in test] + [p.negative for p in test]
+    acts = extract(model, texts, batch_size=batch_size, cache=cache, progress=progress)
+    a, b = len(train), len(test)
+    return texts, (acts[:a], acts[a : 2 * a], acts[2 * a : 2 * a + b], acts[2 * a + b :])
+
+
 def probe_value(
     model: Any,
     pairs: Sequence[ContrastPair],
@@ -153,12 +167,9 @@ def probe_value(
         raise ValueError(f"exclude_last must be in 0..{n_layers - 1} for this {n_layers}-layer model, got {exclude_last}.")
     if not (isinstance(threshold, numbers.Real) and not isinstance(threshold, bool) and 0.0 <= threshold < 1.0):
         raise ValueError(f"threshold (test accuracy a steering layer must exceed) must be in [0, 1), got {threshold!r}.")
-    train, test = split_pairs(pairs, test_fraction=test_fraction, seed=seed)
-    texts = [p.positive for p in train] + [p.negative for p in train] + [p.positive for p in test] + [p.negative for p in test]
-    acts = extract(model, texts, batch_size=batch_size, cache=cache, progress=progress)
-    a, b = len(train), len(test)
-    fit = fit_probes(acts[:a], acts[a : 2 * a], acts[2 * a : 2 * a + b], acts[2 * a + b :], c=c, seed=seed,
-                     shuffle_labels=shuffle_labels)
+    texts, sets = pair_activations(model, pairs, test_fraction, seed, batch_size, cache, progress)
+    a, b = len(sets[0]), len(sets[2])
+    fit = fit_probes(*sets, c=c, seed=seed, shuffle_labels=shuffle_labels)
     selection = "threshold"
     try:
         layers = select_layers(fit["test_acc"], threshold, exclude_last)
@@ -172,6 +183,7 @@ def probe_value(
             raise
     meta = {**model_info(model), "model_fingerprint": fingerprint(model), "hook_site": HOOK_SITE,
             "dataset": dataset, "data_hash": text_hash(texts), "n_train_pairs": a, "n_test_pairs": b,
+            "test_fraction": test_fraction,
             "seed": seed, "threshold": threshold, "exclude_last": exclude_last, "C": c,
             "shuffle_labels": shuffle_labels,
             "layer_selection": selection, "package_version": __version__}

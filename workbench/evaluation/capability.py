@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from workbench.activations import last_token_index, tokenize
 from workbench.datasets import DataError
 
-__all__ = ["MCItem", "load_mmlu", "mmlu_accuracy", "wikitext_perplexity"]
+__all__ = ["MCItem", "load_mmlu", "mmlu_accuracy", "mmlu_predictions", "wikitext_perplexity"]
 
 LETTERS = ("A", "B", "C", "D")
 
@@ -91,21 +91,34 @@ def _no_steering(_: Sequence[MCItem]) -> contextlib.AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 
-def mmlu_accuracy(model: Any, items: Sequence[MCItem], steering: SteerFactory = _no_steering, batch_size: int = 4,
-                  progress: bool = True) -> float:
-    """Accuracy of argmax over the answer letters' logits; ``steering(batch)`` wraps each forward pass."""
-    if not items:
-        raise ValueError("No questions to evaluate.")
+def mmlu_predictions(model: Any, items: Sequence[MCItem], steering: SteerFactory = _no_steering, batch_size: int = 4,
+                     progress: bool = True) -> np.ndarray:
+    """Predicted answer (0-3) per item: argmax over the answer letters' logits at the prompt's end.
+
+    Items are batched by prompt length (less padding); ``steering(batch)`` wraps each forward pass.
+    The result is in the order of ``items``.
+    """
     letter_ids = [model.tokenizer(f" {letter}", add_special_tokens=False)["input_ids"][-1] for letter in LETTERS]
-    correct = 0
+    order = sorted(range(len(items)), key=lambda i: len(items[i].prompt))
+    preds = np.zeros(len(items), dtype=np.int64)
     for start in tqdm(range(0, len(items), batch_size), desc="mmlu", disable=not progress, leave=False):
-        batch = items[start : start + batch_size]
+        idx = order[start : start + batch_size]
+        batch = [items[i] for i in idx]
         ids, mask = tokenize(model, [it.prompt for it in batch])
         with torch.no_grad(), steering(batch):
             logits = model(ids, attention_mask=mask)
         last = logits[torch.arange(len(batch)), last_token_index(mask)][:, letter_ids]
-        correct += int((last.argmax(-1).cpu() == torch.tensor([it.answer for it in batch])).sum())
-    return correct / len(items)
+        preds[idx] = last.argmax(-1).cpu().numpy()
+    return preds
+
+
+def mmlu_accuracy(model: Any, items: Sequence[MCItem], steering: SteerFactory = _no_steering, batch_size: int = 4,
+                  progress: bool = True) -> float:
+    """Accuracy of :func:`mmlu_predictions` against the items' answers."""
+    if not items:
+        raise ValueError("No questions to evaluate.")
+    preds = mmlu_predictions(model, items, steering, batch_size, progress)
+    return float(np.mean(preds == np.array([it.answer for it in items])))
 
 
 def _windows(path: Path, model: Any, n_windows: int, window: int) -> Iterator[torch.Tensor]:

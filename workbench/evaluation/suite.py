@@ -22,7 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from workbench.datasets import load_pairs
-from workbench.evaluation.capability import load_mmlu, mmlu_accuracy, wikitext_perplexity
+from workbench.evaluation.capability import load_mmlu, mmlu_predictions, wikitext_perplexity
 from workbench.evaluation.judges import EncoderJudge, LLMJudge, train_encoder_judge
 from workbench.evaluation.metrics import (
     answer_perplexity,
@@ -38,6 +38,7 @@ from workbench.model import fingerprint
 from workbench.probes import probe_value
 from workbench.prompts import load_value_prompts, read_prompts
 from workbench.steering import steer
+from workbench.sweep import steering_defaults
 from workbench.tables import write_csv
 from workbench.vectors import ValueVector, load_vector, save_vector
 
@@ -59,8 +60,8 @@ class SuiteConfig:
     mmlu_n: int = 1000
     mmlu_shots: int = 5
     limit: int | None = None
-    p0: float = 0.95
-    coef: float = 4.0
+    p0: float | None = None  # None: the per-value default from the sweep (workbench.sweep)
+    coef: float | None = None  # None: likewise
     mode: str = "prompt-once"
     exclude_last: int = 5
     max_new_tokens: int = 48
@@ -76,6 +77,12 @@ class SuiteResult:
     results: tuple[tuple[str, str, str, float, float, int], ...]
     capability: tuple[tuple[str, str, float, int], ...]
     summary: str = field(repr=False, default="")
+
+
+def _strengths(cfg: SuiteConfig, value: str) -> tuple[float, float]:
+    """(P0, CAA coefficient) for ``value``: the configured ones, else the swept per-value defaults."""
+    d = steering_defaults(value)
+    return (d.p0 if cfg.p0 is None else cfg.p0), (d.coef if cfg.coef is None else cfg.coef)
 
 
 def _prompts_for(cfg: SuiteConfig, value: str) -> list[str]:
@@ -115,8 +122,8 @@ def _artefacts(model: Any, cfg: SuiteConfig, value: str) -> tuple[ValueVector, V
 def _generate_cached(model: Any, cfg: SuiteConfig, fp: str, value: str, method: str, condition: str,
                      prompts: list[str], vec: ValueVector, naive: ValueVector, gate: Gate) -> list[dict[str, Any]]:
     path = cfg.out / "generations" / value / f"{method}__{condition}.jsonl"
-    settings = [fp, value, method, condition, str(cfg.p0), str(cfg.coef), cfg.mode, str(cfg.max_new_tokens),
-                str(cfg.seed)]
+    p0, coef = _strengths(cfg, value)
+    settings = [fp, value, method, condition, str(p0), str(coef), cfg.mode, str(cfg.max_new_tokens), str(cfg.seed)]
     done: dict[str, dict[str, Any]] = {}
     if path.is_file():
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -133,8 +140,8 @@ def _generate_cached(model: Any, cfg: SuiteConfig, fp: str, value: str, method: 
     for start in range(0, len(todo), cfg.batch_size):
         idx = todo[start : start + cfg.batch_size]
         batch = [prompts[i] for i in idx]
-        out = generate(model, batch, vector=None if method == "none" else vector, method=gen_method, p0=cfg.p0,
-                       gate=gate if gen_method == "conva" else None, mode=cfg.mode, coef=cfg.coef,
+        out = generate(model, batch, vector=None if method == "none" else vector, method=gen_method, p0=p0,
+                       gate=gate if gen_method == "conva" else None, mode=cfg.mode, coef=coef,
                        system_prompt=system, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
                        batch_size=cfg.batch_size)
         ppl = answer_perplexity(model, chat_texts(model, batch, system), list(out.texts))
@@ -157,19 +164,32 @@ def _capability(model: Any, cfg: SuiteConfig, artefacts: dict[str, tuple[ValueVe
         if method == "none":
             return contextlib.nullcontext()
         opened = gate.is_open(texts, model) if method == "conva" else True
-        return steer(model, vec, p0=cfg.p0, gate_open=opened, mode=cfg.mode)
+        return steer(model, vec, p0=_strengths(cfg, value)[0], gate_open=opened, mode=cfg.mode)
 
     if cfg.mmlu is not None:
         items = load_mmlu(cfg.mmlu, n=cfg.mmlu_n, k_shot=cfg.mmlu_shots, seed=cfg.seed)
+        answers = np.array([it.answer for it in items])
         slices = np.array_split(np.arange(len(items)), len(values))  # each value steers its own slice
+        base = mmlu_predictions(model, items, progress=cfg.progress)
+        benchmark = f"mmlu_{cfg.mmlu_shots}shot"
         for method in methods:
-            correct = 0.0
-            for value, idx in zip(values, slices, strict=True):
-                part = [items[i] for i in idx]
-                acc = mmlu_accuracy(model, part, lambda b, v=value, m=method: steering_for(m, v, [it.question for it in b]),
-                                    progress=cfg.progress)
-                correct += acc * len(part)
-            rows.append((method, f"mmlu_{cfg.mmlu_shots}shot", correct / len(items), len(items)))
+            preds, n_open = base.copy(), 0
+            steered = [] if method == "none" else zip(values, slices, strict=True)
+            for value, idx in steered:
+                vec, _, gate = artefacts[value]
+                if method == "conva":
+                    # A closed gate leaves the forward pass bit-identical (tests/test_steering.py), so only
+                    # the questions that open it are run again; the others keep the unsteered prediction.
+                    idx = idx[gate.is_open([items[i].question for i in idx], model).numpy()]
+                n_open += len(idx)
+                p0 = _strengths(cfg, value)[0]
+                if len(idx):
+                    preds[idx] = mmlu_predictions(
+                        model, [items[i] for i in idx], progress=cfg.progress,
+                        steering=lambda _, v=vec, p=p0: steer(model, v, p0=p, gate_open=True, mode=cfg.mode))
+            rows.append((method, benchmark, float(np.mean(preds == answers)), len(items)))
+            if method == "conva":
+                rows.append((method, f"{benchmark}_gate_open_share", n_open / len(items), len(items)))
     if cfg.wikitext is not None:
         text = cfg.wikitext.read_text(encoding="utf-8")[:4000]
         for method in methods:
