@@ -4,6 +4,7 @@
     workbench probe --values all --out DIR         probes -> DIR/accuracy.csv, DIR/vectors/<value>.*
     workbench demo --out DIR                       the main job: audit + probes for all 10 values + figures
     workbench steer --value V --prompt "..."       unsteered vs steered answers with the audit
+    workbench sweep --values all --out DIR         per-value P0 and CAA coefficient -> DIR/steering_defaults.json
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def _cmd_steer(args: argparse.Namespace) -> int:
     from workbench.generation import generate
     from workbench.model import load_model
     from workbench.prompts import read_prompts
+    from workbench.sweep import steering_defaults
     from workbench.values import get_value
 
     if (args.prompt is None) == (args.prompts is None):
@@ -99,20 +101,43 @@ def _cmd_steer(args: argparse.Namespace) -> int:
     if args.method == "conva":
         gate = load_gate(args.gate, model=model) if args.gate else train_gate(model, value, kind=args.gate_kind)
     common = {"max_new_tokens": args.max_new_tokens}
+    defaults = steering_defaults(value)
+    p0 = defaults.p0 if args.p0 is None else args.p0
+    coef = defaults.coef if args.coef is None else args.coef
     plain = generate(model, prompts, method="none", **common)
-    steered = generate(model, prompts, vector=vec, method=args.method, p0=args.p0, gate=gate, g0=args.g0,
-                       mode=args.mode, layers=layers, coef=args.coef, **common)
+    steered = generate(model, prompts, vector=vec, method=args.method, p0=p0, gate=gate, g0=args.g0,
+                       mode=args.mode, layers=layers, coef=coef, **common)
     for prompt, before, after, record in zip(prompts, plain.texts, steered.texts, steered.audits, strict=True):
         if args.json:
             print(json.dumps({"prompt": prompt, "unsteered": before, "steered": after, "gate_score": record.gate_score,
                               "fired": record.fired, "layers": list(record.layers)}))
             continue
         score = "n/a" if record.gate_score is None else f"{record.gate_score:.3f}"
-        print(f"prompt:    {prompt}\nmethod:    {args.method} ({args.mode}), value {value}, p0={args.p0}")
+        print(f"prompt:    {prompt}\nmethod:    {args.method} ({args.mode}), value {value}, "
+              + (f"coef={coef}" if args.method == "caa" else f"p0={p0}"))
         print(f"gate:      score {score}, fired: {record.fired}")
         for rec in record.layers:
             print(f"  layer {rec['layer']:2d}: P_V {rec['p_before']:.3f} -> {rec['p_after']:.3f}  eps={rec['eps']:.2f}")
         print(f"unsteered: {before}\nsteered:   {after}\n")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from workbench.model import fingerprint, load_model
+    from workbench.sweep import save_defaults, sweep_defaults
+
+    model = load_model(args.model, device=args.device)
+    out = Path(args.out)
+    vectors = {v: _vector_for(model, v, Path(args.vectors), "controlled") for v in resolve_values(args.values)}
+    rows, chosen = sweep_defaults(model, vectors, n_prompts=args.n, max_new_tokens=args.max_new_tokens)
+    write_csv(out / "sweep.csv", ["value", "method", "setting", "csr", "fluency", "n"],
+              [(r.value, r.method, r.setting, r.csr, r.fluency, r.n) for r in rows])
+    meta = {"command": "workbench sweep " + " ".join(sys.argv[2:]), "model": args.model,
+            "model_fingerprint": fingerprint(model), "n_prompts": args.n, "max_new_tokens": args.max_new_tokens}
+    path = save_defaults(chosen, out / "steering_defaults.json", meta)
+    for value, d in chosen.items():
+        print(f"{value:15s} p0={d.p0:<5} coef={d.coef}")
+    print(f"wrote {out / 'sweep.csv'} and {path}")
     return 0
 
 
@@ -247,8 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mmlu-shots", type=int, default=5, help="dev examples before each question")
     p.add_argument("--wikitext", default=None, help="raw text file for perplexity (e.g. WikiText-2 valid.txt)")
     p.add_argument("--limit", type=int, default=None, help="at most N prompts per value (quick runs)")
-    p.add_argument("--p0", type=float, default=0.95)
-    p.add_argument("--coef", type=float, default=4.0, help="CAA coefficient")
+    p.add_argument("--p0", type=float, default=None, help="ConVA target probability (default: per value, swept)")
+    p.add_argument("--coef", type=float, default=None, help="CAA coefficient (default: per value, swept)")
     p.add_argument("--mode", choices=MODES, default="prompt-once")
     p.add_argument("--max-new-tokens", type=int, default=48)
     p.add_argument("--seed", type=int, default=0)
@@ -263,10 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompts", help="a file of prompts: CSV with a text column, JSONL with text, or one per line")
     p.add_argument("--method", choices=[m for m in GENERATION_METHODS if m != "none"], default="conva")
     p.add_argument("--mode", choices=MODES, default="prompt-once")
-    p.add_argument("--p0", type=float, default=0.95, help="target probe probability at each steered layer")
+    p.add_argument("--p0", type=float, default=None,
+                   help="target probe probability at each steered layer (default: per value, swept)")
     p.add_argument("--g0", type=float, default=None, help="gate threshold (default: the calibrated one)")
     p.add_argument("--layers", default=None, help="comma-separated steering layers (default: the vector's)")
-    p.add_argument("--coef", type=float, default=4.0, help="CAA coefficient on the mean difference")
+    p.add_argument("--coef", type=float, default=None, help="CAA coefficient on the mean difference (default: per value)")
     p.add_argument("--gate", default=None, help="a saved gate (.safetensors); default: train one now")
     p.add_argument("--gate-kind", choices=("residual", "encoder"), default="residual")
     p.add_argument("--vectors", default="out/vectors", help="folder of value vectors from `workbench probe`")
@@ -275,6 +301,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per prompt")
     _add_model_args(p)
     p.set_defaults(func=_cmd_steer)
+
+    p = sub.add_parser("sweep", help="choose per-value P0 and CAA coefficient on the training prompts")
+    p.add_argument("--values", default="all")
+    p.add_argument("--out", required=True)
+    p.add_argument("--vectors", default="out/vectors", help="folder of value vectors (probed and saved when absent)")
+    p.add_argument("--n", type=int, default=6, help="training prompts per value")
+    p.add_argument("--max-new-tokens", type=int, default=24)
+    _add_model_args(p)
+    p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("generate-pairs", help="write context-controlled pairs through a chat endpoint or the local model")
     p.add_argument("--value", required=True)

@@ -1,0 +1,60 @@
+"""The P0 / CAA-coefficient sweep: the choice rule, the defaults file, and a run on a tiny model."""
+
+import json
+
+import numpy as np
+import pytest
+from test_steering import synthetic_vector
+
+from workbench.sweep import (
+    FALLBACK,
+    SteeringDefaults,
+    SweepRow,
+    _choose,
+    load_defaults,
+    save_defaults,
+    steering_defaults,
+    sweep_defaults,
+)
+
+
+def rows(*triples):
+    return [SweepRow("power", "conva", s, csr, flu, 6) for s, csr, flu in triples]
+
+
+def test_choice_is_best_csr_among_fluent_settings_ties_to_the_weaker():
+    grid = rows((0.8, 0.2, 1.0), (0.9, 0.5, 0.9), (0.95, 0.5, 0.85), (0.99, 0.9, 0.3))
+    assert _choose(grid, base_fluency=1.0, min_fluency=0.8) == 0.9  # 0.99 is not fluent; 0.9 ties 0.95
+    assert _choose(grid, base_fluency=1.0, min_fluency=0.2) == 0.99
+    assert _choose(rows((0.9, 0.5, 0.1), (0.8, 0.7, 0.1)), base_fluency=1.0, min_fluency=0.8) == 0.8  # none fluent
+
+
+def test_defaults_file_round_trip_fallback_and_bad_file(tmp_path):
+    path = save_defaults({"power": SteeringDefaults(0.99, 2.0)}, tmp_path / "d.json", {"model": "x"})
+    assert load_defaults(path) == {"power": SteeringDefaults(0.99, 2.0)}
+    assert json.loads(path.read_text())["meta"] == {"model": "x"}
+    assert steering_defaults("Power", path) == SteeringDefaults(0.99, 2.0)
+    assert steering_defaults("hedonism", path) == FALLBACK
+    assert steering_defaults("power", tmp_path / "missing.json") == FALLBACK
+    path.write_text('{"values": {"power": {"p0": 0.9}}}')
+    with pytest.raises(ValueError, match="workbench sweep"):
+        load_defaults(path)
+
+
+class LengthJudge:
+    """Deterministic stand-in: the sweep's bookkeeping is under test here, not the judge."""
+
+    def judge(self, texts):
+        return np.array([len(t) > 3 for t in texts])
+
+
+def test_sweep_runs_every_setting_and_picks_from_the_grid(tiny_model):
+    vec = synthetic_vector(tiny_model)
+    table, chosen = sweep_defaults(tiny_model, {"power": vec}, p0_grid=(0.9, 0.99), coef_grid=(1.0, 8.0), n_prompts=2,
+                                   max_new_tokens=3, judge_factory=lambda v: LengthJudge(), progress=False)
+    assert [(r.method, r.setting) for r in table] == [("none", 0.0), ("conva", 0.9), ("conva", 0.99), ("caa", 1.0),
+                                                     ("caa", 8.0)]
+    assert all(r.n == 2 and 0 <= r.csr <= 1 and 0 <= r.fluency <= 1 for r in table)
+    assert chosen["power"].p0 in (0.9, 0.99) and chosen["power"].coef in (1.0, 8.0)
+    with pytest.raises(ValueError, match="No vectors"):
+        sweep_defaults(tiny_model, {})

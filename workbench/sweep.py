@@ -1,0 +1,139 @@
+"""Per-value defaults for P0 (ConVA) and the CAA coefficient, chosen by a sweep on training prompts.
+
+For each value, answers to the value's *training* prompts (never the held-out ones the evaluation
+uses) are generated unsteered, with ConVA (gate ignored: every prompt here is about the value) at
+each P0 of the grid, and with CAA at each coefficient. The offline judge gives the control success
+rate (CSR); fluency is judged against thresholds calibrated on the unsteered answers. Per method, the
+chosen setting has the highest CSR among those whose fluency is at least ``min_fluency`` times the
+unsteered fluency; ties go to the weaker setting. When none keeps fluent enough, the weakest wins.
+
+The shipped ``workbench/data/steering_defaults.json`` was written by
+``workbench sweep --values all --out out/sweep`` on the embedded model; ``steering_defaults(value)``
+reads it, and the CLI and the evaluation suite use it when no ``--p0`` / ``--coef`` is given.
+
+Example:
+    >>> rows, chosen = sweep_defaults(model, {"power": vec}, n_prompts=6)
+    >>> chosen["power"]
+    SteeringDefaults(p0=0.95, coef=4.0)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from workbench.datasets import data_root
+from workbench.evaluation.judges import EncoderJudge, train_encoder_judge
+from workbench.evaluation.metrics import answer_perplexity, calibrate_fluency, fluency_flags, repetition_ratio
+from workbench.generation import chat_texts, generate
+from workbench.io import atomic_write_text
+from workbench.prompts import load_value_prompts
+from workbench.values import get_value
+from workbench.vectors import ValueVector
+
+__all__ = ["COEF_GRID", "FALLBACK", "P0_GRID", "SteeringDefaults", "SweepRow", "load_defaults", "save_defaults",
+           "steering_defaults", "sweep_defaults"]
+
+P0_GRID = (0.8, 0.9, 0.95, 0.99)
+COEF_GRID = (1.0, 2.0, 4.0, 8.0)
+
+
+@dataclass(frozen=True)
+class SteeringDefaults:
+    """Per-value steering strengths: ConVA's target probability and CAA's coefficient."""
+
+    p0: float
+    coef: float
+
+
+FALLBACK = SteeringDefaults(p0=0.95, coef=4.0)  # for values (or files) without a sweep
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """One setting of the sweep: method (``none``, ``conva`` or ``caa``), its strength, CSR and fluency."""
+
+    value: str
+    method: str
+    setting: float
+    csr: float
+    fluency: float
+    n: int
+
+
+def _choose(rows: Sequence[SweepRow], base_fluency: float, min_fluency: float) -> float:
+    fluent = [r for r in rows if r.fluency >= min_fluency * base_fluency] or [min(rows, key=lambda r: r.setting)]
+    return max(fluent, key=lambda r: (r.csr, -r.setting)).setting
+
+
+def sweep_defaults(
+    model: Any,
+    vectors: Mapping[str, ValueVector],
+    p0_grid: Sequence[float] = P0_GRID,
+    coef_grid: Sequence[float] = COEF_GRID,
+    n_prompts: int = 6,
+    max_new_tokens: int = 24,
+    min_fluency: float = 0.8,
+    judge_factory: Callable[[str], EncoderJudge] = train_encoder_judge,
+    progress: bool = True,
+) -> tuple[list[SweepRow], dict[str, SteeringDefaults]]:
+    """Sweep P0 and the CAA coefficient per value on its training prompts; returns all rows and the choice."""
+    if not vectors:
+        raise ValueError("No vectors to sweep: pass {value: ValueVector}.")
+    if n_prompts < 1:
+        raise ValueError(f"n_prompts must be >= 1, got {n_prompts}.")
+    rows: list[SweepRow] = []
+    chosen: dict[str, SteeringDefaults] = {}
+    for value, vec in tqdm(vectors.items(), desc="sweep", disable=not progress):
+        name = get_value(value).name
+        prompts = load_value_prompts(name)[0][:n_prompts]
+        chats = chat_texts(model, prompts)
+        settings = [("none", 0.0)] + [("conva", p) for p in p0_grid] + [("caa", c) for c in coef_grid]
+        answers = {}
+        for method, s in settings:
+            kw = {"p0": s} if method == "conva" else {"coef": s} if method == "caa" else {}
+            out = generate(model, prompts, vector=vec, method="conva-nogate" if method == "conva" else method,
+                           max_new_tokens=max_new_tokens, batch_size=len(prompts), **kw)
+            answers[(method, s)] = list(out.texts)
+        ppl = {k: answer_perplexity(model, chats, a) for k, a in answers.items()}
+        base = answers[("none", 0.0)]
+        calibration = calibrate_fluency(list(ppl[("none", 0.0)]), [repetition_ratio(a) for a in base])
+        judge = judge_factory(name)
+        value_rows = [SweepRow(name, method, s, float(np.mean(judge.judge(answers[(method, s)]))),
+                               float(np.mean(fluency_flags(answers[(method, s)], ppl[(method, s)], calibration))),
+                               len(prompts)) for method, s in settings]
+        rows += value_rows
+        base_fluency = value_rows[0].fluency
+        chosen[name] = SteeringDefaults(
+            p0=_choose([r for r in value_rows if r.method == "conva"], base_fluency, min_fluency),
+            coef=_choose([r for r in value_rows if r.method == "caa"], base_fluency, min_fluency))
+    return rows, chosen
+
+
+def save_defaults(defaults: Mapping[str, SteeringDefaults], path: str | Path, meta: Mapping[str, Any]) -> Path:
+    """Write the chosen defaults (and how they were chosen) as JSON, atomically."""
+    body = {"meta": dict(meta), "values": {v: asdict(d) for v, d in sorted(defaults.items())}}
+    return atomic_write_text(Path(path), json.dumps(body, indent=2) + "\n")
+
+
+def load_defaults(path: str | Path | None = None) -> dict[str, SteeringDefaults]:
+    """Read a defaults file (default: the shipped one); a missing file gives no per-value defaults."""
+    path = Path(path) if path is not None else data_root() / "steering_defaults.json"
+    if not path.is_file():
+        return {}
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        return {v: SteeringDefaults(float(d["p0"]), float(d["coef"])) for v, d in body["values"].items()}
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path} is not a steering-defaults file ({err}); rerun `workbench sweep`.") from None
+
+
+def steering_defaults(value: str, path: str | Path | None = None) -> SteeringDefaults:
+    """The swept P0 and CAA coefficient for ``value`` (:data:`FALLBACK` where there is none)."""
+    return load_defaults(path).get(get_value(value).name, FALLBACK)
