@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from workbench.activations import extract, last_token_index
+from workbench.activations import extract, last_token_index, tokenize
+from workbench.model import hook_name
 
 TEXTS = ["hello there", "a much longer sentence than the first one, with commas", "x", "values matter"]
 
@@ -30,6 +31,25 @@ def test_matches_run_with_cache_last_token(tiny_model):
     acts = extract(tiny_model, [TEXTS[1]], progress=False)
     for layer in range(tiny_model.cfg.n_layers):
         assert torch.allclose(acts[0, layer], cache[f"blocks.{layer}.hook_resid_post"][0, -1], atol=1e-5)
+
+
+def tl_hook_reference(model, texts, layers):
+    """The TransformerLens path: resid_post hooks through model.hooks on one left-padded batch."""
+    ids, mask = tokenize(model, texts)
+    rows, last, seen = torch.arange(len(texts)), last_token_index(mask), {}
+    hooks = [(hook_name(layer), lambda x, hook, layer=layer: seen.__setitem__(layer, x[rows, last].clone()))
+             for layer in layers]
+    with torch.no_grad(), model.hooks(fwd_hooks=hooks):
+        model(ids, attention_mask=mask)
+    return torch.stack([seen[layer] for layer in layers], dim=1)
+
+
+@pytest.mark.parametrize("layers", [None, [2, 0], [1]])
+def test_fast_path_equals_transformer_lens_hooks_on_a_padded_batch(tiny_model, layers):
+    want = list(range(tiny_model.cfg.n_layers)) if layers is None else layers
+    reference = tl_hook_reference(tiny_model, TEXTS, want)
+    got = extract(tiny_model, TEXTS, layers=layers, batch_size=len(TEXTS), progress=False)
+    torch.testing.assert_close(got, reference, rtol=0, atol=1e-6)
 
 
 def test_last_token_index_any_padding_side():

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from test_activations import tl_hook_reference
 
 from workbench.activations import extract
 from workbench.datasets import load_pairs
@@ -31,6 +32,9 @@ def test_batched_extraction_equals_one_at_a_time(embedded_model):
     # float32 residuals reach ~10^3 in late layers: compare at 1e-4 relative to each vector's scale
     scale = single.abs().amax(dim=-1, keepdim=True)
     assert ((batched - single).abs() / scale).max() < 1e-4
+    # and the fast path (hooks on the HF decoder layers) equals the TransformerLens hook path
+    reference = tl_hook_reference(embedded_model, texts, list(range(embedded_model.cfg.n_layers)))
+    assert ((extract(embedded_model, texts, batch_size=3, progress=False) - reference).abs() / scale).max() < 1e-5
 
 
 @pytest.fixture(scope="module")

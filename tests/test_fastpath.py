@@ -8,9 +8,9 @@ import torch
 from test_steering import PROMPTS, synthetic_vector
 
 from workbench.activations import tokenize
-from workbench.fastpath import decoder_layers, generate_tokens, steer_layers
+from workbench.fastpath import generate_tokens, steer_layers
 from workbench.generation import chat_texts
-from workbench.model import hook_name
+from workbench.model import decoder_layers, hook_name
 from workbench.steering import steer
 from workbench.vectors import ValueVector
 

@@ -1,6 +1,6 @@
 """Batched last-token residual extraction: texts -> ``[n, layers, d_model]``.
 
-Only the residual hooks that are asked for run, only the last real token of each text is kept
+Only the layers that are asked for are read, only the last real token of each text is kept
 (left or right padding both handled through the attention mask), and the forward pass stops after
 the deepest requested layer.
 
@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from workbench.io import atomic_path, text_hash
-from workbench.model import cache_dir, fingerprint, hook_name
+from workbench.model import cache_dir, decoder_layers, fingerprint
 
 __all__ = ["extract", "last_token_index", "tokenize"]
 
@@ -85,21 +85,44 @@ def last_token_index(mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask.bool(), pos, -1).max(dim=1).values
 
 
+class _Done(Exception):
+    """Raised by the hook on the deepest requested layer: the rest of the forward pass is not needed."""
+
+
 def _extract_batch(model: Any, texts: Sequence[str], layers: Sequence[int]) -> torch.Tensor:
+    """Last-token output of each requested decoder layer, i.e. ``blocks.L.hook_resid_post``.
+
+    The fast path: plain PyTorch forward hooks on the decoder layers of the wrapped Hugging Face
+    model, whose forward runs without the LM head and stops after the deepest requested layer.
+    The bridge's ``blocks[L]`` are those very modules, so this equals the TransformerLens hook path
+    (``tests/test_activations.py`` checks it) at less overhead (``make bench``).
+    """
     ids, mask = tokenize(model, texts)
     rows = torch.arange(ids.shape[0], device=ids.device)
     last = last_token_index(mask)
     out: dict[int, torch.Tensor] = {}
+    deepest = max(layers)
 
     def make_hook(layer: int):
-        def hook(resid: torch.Tensor, hook: Any) -> None:
+        def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
+            resid = output[0] if isinstance(output, tuple) else output
             out[layer] = resid[rows, last].detach().float().cpu()
+            if layer == deepest:
+                raise _Done
 
         return hook
 
-    hooks = [(hook_name(layer), make_hook(layer)) for layer in layers]
-    with torch.no_grad(), model.hooks(fwd_hooks=hooks):
-        model(ids, attention_mask=mask, stop_at_layer=max(layers) + 1)
+    blocks = decoder_layers(model)
+    handles = [blocks[layer].register_forward_hook(make_hook(layer)) for layer in sorted(set(layers))]
+    positions = (mask.long().cumsum(-1) - 1).clamp(min=0)  # left padding: positions count real tokens only
+    try:
+        with torch.no_grad():
+            model.original_model.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False)
+    except _Done:
+        pass
+    finally:
+        for handle in handles:
+            handle.remove()
     return torch.stack([out[layer] for layer in layers], dim=1)
 
 

@@ -27,23 +27,11 @@ from typing import Any
 
 import torch
 
-from workbench.model import hook_name
+from workbench.model import decoder_layers, hook_name
 from workbench.steering import SteeringRecord, steering_hooks
 from workbench.vectors import ValueVector
 
-__all__ = ["decoder_layers", "generate_tokens", "steer_layers"]
-
-
-def decoder_layers(model: Any) -> Sequence[torch.nn.Module]:
-    """The decoder layers that Hugging Face's forward runs through, in order.
-
-    For a ``TransformerBridge`` these are the bridge's ``blocks``, which are the same module
-    objects that sit in the wrapped model (``original_model.model.layers`` for Llama/Qwen).
-    """
-    blocks = getattr(model, "blocks", None)
-    if blocks is None or len(blocks) != model.cfg.n_layers:
-        raise TypeError("The fast path needs a TransformerBridge whose `blocks` are the model's decoder layers.")
-    return blocks
+__all__ = ["generate_tokens", "steer_layers"]
 
 
 def _as_forward_hook(fn: Callable[[torch.Tensor, Any], torch.Tensor]) -> Callable[..., Any]:

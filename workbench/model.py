@@ -21,6 +21,7 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ __all__ = [
     "EMBEDDED_GGUF",
     "HOOK_SITE",
     "cache_dir",
+    "decoder_layers",
     "embedded_model_folder",
     "fingerprint",
     "hook_name",
@@ -50,6 +52,18 @@ CACHE_ENV = "WORKBENCH_CACHE"
 def hook_name(layer: int, site: str = HOOK_SITE) -> str:
     """TransformerLens hook name of the residual stream after block ``layer``."""
     return f"blocks.{int(layer)}.{site}"
+
+
+def decoder_layers(model: Any) -> Sequence[torch.nn.Module]:
+    """The decoder layers that Hugging Face's forward runs through, in order.
+
+    For a ``TransformerBridge`` these are the bridge's ``blocks``, which are the same module
+    objects that sit in the wrapped model (``original_model.model.layers`` for Llama/Qwen).
+    """
+    blocks = getattr(model, "blocks", None)
+    if blocks is None or len(blocks) != model.cfg.n_layers:
+        raise TypeError("The fast path needs a TransformerBridge whose `blocks` are the model's decoder layers.")
+    return blocks
 
 
 def cache_dir() -> Path:
