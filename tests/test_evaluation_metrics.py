@@ -98,3 +98,23 @@ def test_calibration_without_any_answer_warns_and_only_counts_emptiness():
     with pytest.warns(UserWarning, match="No non-empty"):
         cal = calibrate_fluency([float("inf")], [0.0])
     assert fluency_flags(["", "some words"], [float("inf"), 1e9], cal).tolist() == [False, True]
+
+
+def test_last_token_logits_equal_the_bridge_forward_also_when_steered(tiny_model):
+    from test_steering import synthetic_vector
+
+    from workbench.activations import last_token_index, tokenize
+    from workbench.evaluation.capability import _last_token_logits
+    from workbench.steering import steer
+
+    ids, mask = tokenize(tiny_model, ["short", "a much longer prompt with padding to its left", "mid size"])
+    rows = torch.arange(3)
+    for ctx in (lambda: torch.no_grad(), lambda: steer(tiny_model, synthetic_vector(tiny_model), p0=0.99)):
+        with torch.no_grad(), ctx():
+            fast = _last_token_logits(tiny_model, ids, mask)
+        with torch.no_grad(), ctx():
+            reference = tiny_model(ids, attention_mask=mask)[rows, last_token_index(mask)]
+        torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        plain = _last_token_logits(tiny_model, ids, mask)
+    assert not torch.allclose(plain, fast)  # the steering hooks did fire on the fast path

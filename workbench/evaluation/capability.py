@@ -91,6 +91,19 @@ def _no_steering(_: Sequence[MCItem]) -> contextlib.AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 
+def _last_token_logits(model: Any, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Logits at each row's last real token, from the wrapped HF model (LM head on that token only).
+
+    The bridge's blocks are the wrapped model's decoder layers, so TransformerLens steering hooks
+    fire here exactly as in ``model(ids)``; skipping the LM head on every other position is what
+    makes this cheaper on long k-shot prompts.
+    """
+    positions = (mask.long().cumsum(-1) - 1).clamp(min=0)  # left padding: positions count real tokens only
+    hidden = model.original_model.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                        use_cache=False).last_hidden_state
+    return model.original_model.lm_head(hidden[torch.arange(ids.shape[0]), last_token_index(mask)])
+
+
 def mmlu_predictions(model: Any, items: Sequence[MCItem], steering: SteerFactory = _no_steering, batch_size: int = 4,
                      progress: bool = True) -> np.ndarray:
     """Predicted answer (0-3) per item: argmax over the answer letters' logits at the prompt's end.
@@ -106,9 +119,8 @@ def mmlu_predictions(model: Any, items: Sequence[MCItem], steering: SteerFactory
         batch = [items[i] for i in idx]
         ids, mask = tokenize(model, [it.prompt for it in batch])
         with torch.no_grad(), steering(batch):
-            logits = model(ids, attention_mask=mask)
-        last = logits[torch.arange(len(batch)), last_token_index(mask)][:, letter_ids]
-        preds[idx] = last.argmax(-1).cpu().numpy()
+            logits = _last_token_logits(model, ids, mask)
+        preds[idx] = logits[:, letter_ids].argmax(-1).cpu().numpy()
     return preds
 
 
