@@ -98,10 +98,12 @@ def _prompts_for(cfg: SuiteConfig, value: str) -> list[str]:
     return prompts[: cfg.limit] if cfg.limit else prompts
 
 
-def _artefacts(model: Any, cfg: SuiteConfig, value: str) -> tuple[ValueVector, ValueVector, Gate]:
+def _artefacts(model: Any, cfg: SuiteConfig, value: str) -> tuple[ValueVector, ValueVector | None, Gate]:
+    """The value's controlled vector, its naive vector (only when ``conva-naive`` runs) and its gate."""
     folder = cfg.vectors or cfg.out / "vectors"
-    vectors = []
-    for dataset, base in (("controlled", folder), ("naive", cfg.out / "vectors_naive")):
+    sources = [("controlled", folder)] + ([("naive", cfg.out / "vectors_naive")] if "conva-naive" in cfg.methods else [])
+    vectors: list[ValueVector | None] = []
+    for dataset, base in sources:
         path = base / f"{value}.safetensors"
         if path.is_file():
             vectors.append(load_vector(path, model=model))
@@ -116,11 +118,12 @@ def _artefacts(model: Any, cfg: SuiteConfig, value: str) -> tuple[ValueVector, V
     else:
         gate = train_gate(model, value, kind="residual", seed=cfg.seed)
         save_gate(gate, gate_path)
-    return vectors[0], vectors[1], gate
+    return vectors[0], (vectors[1] if len(vectors) > 1 else None), gate
 
 
 def _generate_cached(model: Any, cfg: SuiteConfig, fp: str, value: str, method: str, condition: str,
-                     prompts: list[str], vec: ValueVector, naive: ValueVector, gate: Gate) -> list[dict[str, Any]]:
+                     prompts: list[str], vec: ValueVector, naive: ValueVector | None, gate: Gate
+                     ) -> list[dict[str, Any]]:
     path = cfg.out / "generations" / value / f"{method}__{condition}.jsonl"
     p0, coef = _strengths(cfg, value)
     settings = [fp, value, method, condition, str(p0), str(coef), cfg.mode, str(cfg.max_new_tokens), str(cfg.seed)]
@@ -153,7 +156,7 @@ def _generate_cached(model: Any, cfg: SuiteConfig, fp: str, value: str, method: 
     return [done[k] for k in keys]
 
 
-def _capability(model: Any, cfg: SuiteConfig, artefacts: dict[str, tuple[ValueVector, ValueVector, Gate]]
+def _capability(model: Any, cfg: SuiteConfig, artefacts: dict[str, tuple[ValueVector, ValueVector | None, Gate]]
                 ) -> list[tuple[str, str, float, int]]:
     rows: list[tuple[str, str, float, int]] = []
     methods = [m for m in ("none", "conva", "conva-nogate") if m in cfg.methods]
@@ -232,7 +235,7 @@ def run_suite(model: Any, cfg: SuiteConfig,
         raise ValueError(f"Unknown methods {bad}; use any of {', '.join(SUITE_METHODS)}.")
     fp = fingerprint(model)
     llm = LLMJudge(cfg.judge_url, cfg.judge_model, cache_dir=cfg.out / "judge_cache") if cfg.judge_url else None
-    artefacts: dict[str, tuple[ValueVector, ValueVector, Gate]] = {}
+    artefacts: dict[str, tuple[ValueVector, ValueVector | None, Gate]] = {}
     records: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     prompts_by_value: dict[str, list[str]] = {}
     jobs = [(v, m, c) for v in cfg.values for m in cfg.methods for c in CONDITIONS]
