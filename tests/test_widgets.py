@@ -3,6 +3,7 @@ import plotly.graph_objects as go
 import pytest
 from test_steering import synthetic_vector
 
+from workbench.sweep import steering_defaults
 from workbench.vectors import save_vector
 from workbench.widgets import DemoResult, SteeringDemo, answers_html, load_vectors, parse_layers, run_demo
 
@@ -89,6 +90,7 @@ def test_widget_builds_and_runs(tiny_model, vectors):
     demo = SteeringDemo(tiny_model, vectors, prompt=PROMPT, max_new_tokens=4)
     assert isinstance(demo.widget, w.VBox)
     assert demo.value.options == ("power",) and demo.method.value == "conva" and demo.g0.disabled
+    assert demo.p0.value == pytest.approx(steering_defaults("power").p0)  # the swept default
     demo.calibrated.value = False
     assert not demo.g0.disabled
     demo.method.value, demo.p0.value = "conva-nogate", 0.99

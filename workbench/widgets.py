@@ -29,6 +29,7 @@ from workbench.gate import GATE_KINDS, Gate, train_gate
 from workbench.generation import GENERATION_METHODS, generate
 from workbench.plots import plot_prompt_audit
 from workbench.steering import MODES, check_probability
+from workbench.sweep import steering_defaults
 from workbench.values import get_value
 from workbench.vectors import ValueVector, load_vector
 
@@ -196,8 +197,8 @@ class SteeringDemo:
         wide = w.Layout(width="340px")
         self.value = w.Dropdown(options=sorted(self.vectors, key=lambda v: get_value(v).position),
                                 description="value", style=style, layout=wide)
-        self.p0 = w.FloatSlider(value=0.95, min=0.5, max=0.999, step=0.005, readout_format=".3f",
-                                description="P0", style=style, layout=wide)
+        self.p0 = w.FloatSlider(value=steering_defaults(self.value.value).p0, min=0.5, max=0.999, step=0.005,
+                                readout_format=".3f", description="P0", style=style, layout=wide)
         self.calibrated = w.Checkbox(value=True, description="calibrated g0", indent=False)
         self.g0 = w.FloatSlider(value=0.5, min=0.01, max=0.99, step=0.01, description="g0", style=style,
                                 layout=wide, disabled=True)
@@ -215,6 +216,7 @@ class SteeringDemo:
         self.answers = w.HTML("")
         self.plot = w.Output()
         self.calibrated.observe(self._toggle_g0, names="value")
+        self.value.observe(self._value_default_p0, names="value")
         self.button.on_click(lambda _: self.run())
         controls = w.HBox([w.VBox([self.value, self.method, self.mode, self.layers]),
                            w.VBox([self.p0, w.HBox([self.calibrated]), self.g0, self.tokens])])
@@ -222,6 +224,9 @@ class SteeringDemo:
 
     def _toggle_g0(self, change: dict[str, Any]) -> None:
         self.g0.disabled = bool(change["new"])
+
+    def _value_default_p0(self, change: dict[str, Any]) -> None:
+        self.p0.value = steering_defaults(change["new"]).p0  # the swept default; the user may move it
 
     def run(self) -> DemoResult | None:
         """Run with the current control values; shows the result, or the error in red."""
