@@ -10,7 +10,7 @@ How it measures:
   warm-up call each, and compares medians, so a busy machine slows all of them alike;
 - throughput counts only what was asked for: texts for extraction; for generation the generated
   tokens of each row up to and including its first EOS (never prompt or padding tokens), read off
-  the logits of the final layer with a forward hook on the LM head (greedy, so argmax is the token);
+  the new-token tensors each contender decodes;
 - peak memory of extraction: on the CPU, the growth of the process' peak resident set size
   (Linux ``VmHWM``, the figure ``resource.getrusage`` reports as ``ru_maxrss``, reset through
   ``/proc/self/clear_refs`` after loading the model and one warm-up call on a single text, which
@@ -177,12 +177,15 @@ def extract_ours(model: Any, texts: Sequence[str], batch: int) -> torch.Tensor:
 def extract_hf(model: Any, texts: Sequence[str], batch: int, hf: Any = None) -> torch.Tensor:
     """Bare Hugging Face forward with ``output_hidden_states=True``; last real token of every layer.
 
+    By default on :func:`workbench.model.plain_twin`: the plain HF model classes on the same weights.
+
     ``hidden_states[L + 1]`` is the output of decoder layer L, except the last entry, which
     Llama-style models return after the final norm.
     """
     from workbench.activations import last_token_index
+    from workbench.model import plain_twin
 
-    hf = model.original_model if hf is None else hf
+    hf = plain_twin(model) if hf is None else hf  # the bare HF model on the same weights
     out = torch.empty(len(texts), model.cfg.n_layers, model.cfg.d_model)
     with torch.no_grad():
         for idx, ids, mask in _sorted_batches(model, texts, batch):
@@ -289,29 +292,29 @@ def bench_extraction(model: Any, s: Settings, args: argparse.Namespace, pristine
 # ------------------------------------------------------------------------------------------ generation
 
 
+def _row_counts(new_tokens: torch.Tensor, eos: int) -> list[int]:
+    """Generated tokens per row, up to and including its first EOS (never padding after it)."""
+    return [row.index(eos) + 1 if eos in row else len(row) for row in new_tokens.tolist()]
+
+
 @contextlib.contextmanager
-def count_new_tokens(head: torch.nn.Module, eos: int, max_new_tokens: int) -> Iterator[list[int]]:
-    """Count generated tokens (up to and including each row's first EOS) of the generate call inside.
+def capture_generate_tokens() -> Iterator[list[torch.Tensor]]:
+    """Record the new-token tensors that ``workbench.generation.generate`` decodes inside the block."""
+    import workbench.generation as generation
 
-    A forward hook on the LM head records the argmax of the last position of every forward pass;
-    the yielded list receives the per-row counts on exit.
-    """
-    steps: list[torch.Tensor] = []
+    seen: list[torch.Tensor] = []
+    real = generation.generate_tokens
 
-    def hook(module: torch.nn.Module, args: Any, out: Any) -> None:
-        logits = out[0] if isinstance(out, tuple) else out
-        steps.append(logits[:, -1].argmax(-1).cpu())
+    def recording(*args: Any, **kwargs: Any) -> torch.Tensor:
+        out = real(*args, **kwargs)
+        seen.append(out)
+        return out
 
-    counts: list[int] = []
-    handle = head.register_forward_hook(hook)
+    generation.generate_tokens = recording
     try:
-        yield counts
+        yield seen
     finally:
-        handle.remove()
-    if steps:
-        tokens = torch.stack(steps[:max_new_tokens], 1)
-        for row in tokens.tolist():
-            counts.append(row.index(eos) + 1 if eos in row else len(row))
+        generation.generate_tokens = real
 
 
 def _decode(model: Any, new_tokens: torch.Tensor, eos: int) -> list[str]:
@@ -322,88 +325,87 @@ def _decode(model: Any, new_tokens: torch.Tensor, eos: int) -> list[str]:
     return texts
 
 
-def _counted(name: str, head: torch.nn.Module, fn: Callable[[], list[str]], eos: int, n_new: int,
+def _counted(name: str, fn: Callable[[], tuple[list[str], torch.Tensor]], eos: int,
              tokens: dict[str, list[int]], texts: dict[str, list[str]]) -> Callable[[], None]:
-    """``fn`` wrapped to store its texts and per-row generated-token counts under ``name``."""
+    """``fn`` (returning texts and new tokens) wrapped to store its texts and per-row token counts."""
 
     def run() -> None:
-        with count_new_tokens(head, eos, n_new) as counts:
-            texts[name] = fn()
-        tokens[name] = counts
+        texts[name], new_tokens = fn()
+        tokens[name] = _row_counts(new_tokens, eos)
 
     return run
 
 
 def bench_generation(model: Any, vec: Any, s: Settings, pristine: Any) -> dict[str, Any]:
     from workbench.activations import tokenize
-    from workbench.fastpath import generate_tokens, steer_layers
     from workbench.generation import chat_texts, generate
+    from workbench.model import plain_twin
+    from workbench.steering import steer
 
     eos, pad = model.tokenizer.eos_token_id, model.tokenizer.pad_token_id
     n_new = s.max_new_tokens
     prompts_all = bench_prompts(s.value, max(s.batch_sizes))
+    plain = plain_twin(model)
 
-    def hf_generate(hf: Any, prompts: list[str]) -> list[str]:
+    def hf_generate(hf: Any, prompts: list[str]) -> tuple[list[str], torch.Tensor]:
         ids, mask = tokenize(model, chat_texts(model, prompts))
         with torch.no_grad():
             out = hf.generate(input_ids=ids, attention_mask=mask, max_new_tokens=n_new, do_sample=False,
-                              eos_token_id=eos, pad_token_id=pad)
-        return _decode(model, out[:, ids.shape[1]:], eos)
+                              eos_token_id=eos, pad_token_id=pad, repetition_penalty=1.0, no_repeat_ngram_size=0)
+        new = out[:, ids.shape[1]:]
+        return _decode(model, new, eos), new
 
-    def fast_steered(prompts: list[str]) -> list[str]:
+    def bridge_steered(prompts: list[str]) -> tuple[list[str], torch.Tensor]:
         ids, mask = tokenize(model, chat_texts(model, prompts))
-        with steer_layers(model, vec, p0=s.p0, gate_open=[True] * len(prompts)):
-            new = generate_tokens(model, ids, mask, max_new_tokens=n_new)
-        return _decode(model, new, eos)
+        with torch.no_grad(), steer(model, vec, p0=s.p0):
+            out = model.generate(ids, attention_mask=mask, max_new_tokens=n_new, do_sample=False, verbose=False,
+                                 return_type="tokens", eos_token_id=eos, use_past_kv_cache=True)
+        new = out[:, ids.shape[1]:]
+        return _decode(model, new, eos), new
 
+    def ours(prompts: list[str], **kw: Any) -> tuple[list[str], torch.Tensor]:
+        with capture_generate_tokens() as seen:
+            out = generate(model, prompts, max_new_tokens=n_new, batch_size=len(prompts), **kw)
+        return list(out.texts), seen[0]
+
+    base_name, steered_name = "HF generate (plain HF model)", "generate(method='conva-nogate')"
+    bridge_name = "bridge generate under steer() (TransformerLens loop, info)"
     results: dict[str, Any] = {"max_new_tokens": n_new, "repeats": s.gen_repeats, "value": s.value, "p0": s.p0,
                                "steering_layers": list(vec.layers), "batches": {}}
     ratios = []
     for b in s.batch_sizes:
         prompts = prompts_all[:b]
-        contenders: dict[str, tuple[torch.nn.Module, Callable[[], list[str]]]] = {
-            "HF generate (original_model)": (model.original_model.lm_head,
-                                             lambda p=prompts: hf_generate(model.original_model, p)),
-            "generate(method='none')": (model.original_model.lm_head,
-                                        lambda p=prompts: list(generate(model, p, method="none", max_new_tokens=n_new,
-                                                                        batch_size=len(p)).texts)),
-            "generate(method='conva-nogate')": (model.original_model.lm_head, lambda p=prompts: list(generate(
-                model, p, vector=vec, method="conva-nogate", p0=s.p0, max_new_tokens=n_new, batch_size=len(p)).texts)),
-            "fastpath steered (steer_layers + generate_tokens)": (model.original_model.lm_head,
-                                                                  lambda p=prompts: fast_steered(p)),
+        contenders: dict[str, Callable[[], tuple[list[str], torch.Tensor]]] = {
+            base_name: lambda p=prompts: hf_generate(plain, p),
+            "generate(method='none')": lambda p=prompts: ours(p, method="none"),
+            steered_name: lambda p=prompts: ours(p, vector=vec, method="conva-nogate", p0=s.p0),
+            bridge_name: lambda p=prompts: bridge_steered(p),
         }
         if pristine is not None:
-            contenders["HF generate, pristine HF model (info)"] = (pristine.lm_head,
-                                                                  lambda p=prompts: hf_generate(pristine, p))
+            contenders["HF generate, separately loaded HF model (info)"] = lambda p=prompts: hf_generate(pristine, p)
         tokens: dict[str, list[int]] = {}
         texts: dict[str, list[str]] = {}
         # One warm-up per contender (at the first batch size) covers lazy initialisation.
-        times = interleaved({name: _counted(name, head, fn, eos, n_new, tokens, texts)
-                             for name, (head, fn) in contenders.items()}, s.gen_repeats,
-                            warmup=b == s.batch_sizes[0])
+        times = interleaved({name: _counted(name, fn, eos, tokens, texts) for name, fn in contenders.items()},
+                            s.gen_repeats, warmup=b == s.batch_sizes[0])
         rows = {}
         for name, ts in times.items():
             n_tok = sum(tokens[name])
             rows[name] = {"times_s": ts, "median_s": median(ts), "generated_tokens": n_tok,
                           "rows_ended_early": sum(c < n_new for c in tokens[name]),
                           "tokens_per_s": n_tok / median(ts)}
-        base = rows["HF generate (original_model)"]["tokens_per_s"]
+        base = rows[base_name]["tokens_per_s"]
         for row in rows.values():
             row["ratio_vs_hf"] = row["tokens_per_s"] / base
-        ratios.append(rows["generate(method='conva-nogate')"]["ratio_vs_hf"])
+        ratios.append(rows[steered_name]["ratio_vs_hf"])
         checks = {
-            "none_equals_hf_texts": texts["generate(method='none')"] == texts["HF generate (original_model)"],
-            "fastpath_equals_generate_conva_nogate_texts": texts["fastpath steered (steer_layers + generate_tokens)"]
-            == texts["generate(method='conva-nogate')"],
-            "steered_rows_changed": sum(a != b for a, b in zip(texts["generate(method='conva-nogate')"],
-                                                               texts["HF generate (original_model)"], strict=True)),
+            "none_equals_hf_texts": texts["generate(method='none')"] == texts[base_name],
+            "steered_equals_bridge_path_texts": texts[steered_name] == texts[bridge_name],
+            "steered_rows_changed": sum(a != b for a, b in zip(texts[steered_name], texts[base_name], strict=True)),
         }
         results["batches"][str(b)] = {"rows": rows, "checks": checks}
     worst = min(ratios)
-    fast_worst = min(results["batches"][str(b)]["rows"]["fastpath steered (steer_layers + generate_tokens)"]
-                     ["ratio_vs_hf"] for b in s.batch_sizes)
-    results.update(goal_ratio=worst, goal=verdict("generation", worst), fastpath_goal_ratio=fast_worst,
-                   fastpath_goal=verdict("generation", fast_worst))
+    results.update(goal_ratio=worst, goal=verdict("generation", worst))
     return results
 
 
@@ -428,8 +430,7 @@ def bench_gates(model: Any, s: Settings, gen: dict[str, Any]) -> dict[str, Any]:
     b1 = gen["batches"].get("1")
     if b1 is None:
         raise ValueError("The gate comparison needs generation at batch size 1.")
-    steered = {name: b1["rows"][name]["median_s"] for name in
-               ("generate(method='conva-nogate')", "fastpath steered (steer_layers + generate_tokens)")}
+    steered = {name: b1["rows"][name]["median_s"] for name in ("generate(method='conva-nogate')",)}
     gen_latency = min(steered.values())
     rows = {}
     for kind in gates:
@@ -510,8 +511,6 @@ def render_markdown(res: dict[str, Any]) -> str:
         lines.append(f"| {GOALS['extraction'][0]} | {ex['goal_ratio']:.2f}x | >= 0.9x | {ex['goal']} |")
     if gen:
         lines.append(f"| {GOALS['generation'][0]}, worst batch | {gen['goal_ratio']:.2f}x | >= 0.9x | {gen['goal']} |")
-        lines.append(f"| fast path steered vs HF generate (tok/s), worst batch | {gen['fastpath_goal_ratio']:.2f}x | "
-                     f">= 0.9x | {gen['fastpath_goal']} |")
     if gate:
         for kind, row in gate["rows"].items():
             lines.append(f"| {kind} gate latency / one prompt's generation | {100 * row['ratio_vs_generation']:.1f}% | "

@@ -78,3 +78,10 @@ def test_bad_arguments(tiny_model, kwargs, message):
     args = {"texts": TEXTS, **kwargs}
     with pytest.raises(ValueError, match=message):
         extract(tiny_model, args.pop("texts"), progress=False, **args)
+
+
+def test_extraction_inside_a_hook_context_sees_the_callers_hooks(tiny_model):
+    plain = extract(tiny_model, TEXTS, layers=[1, 2], progress=False)
+    with tiny_model.hooks(fwd_hooks=[(hook_name(1), lambda x, hook: x + 1.0)]):
+        shifted = extract(tiny_model, TEXTS, layers=[1], progress=False)
+    torch.testing.assert_close(shifted[:, 0], plain[:, 0] + 1.0)

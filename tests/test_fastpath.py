@@ -10,7 +10,7 @@ from test_steering import PROMPTS, synthetic_vector
 from workbench.activations import tokenize
 from workbench.fastpath import generate_tokens, steer_layers
 from workbench.generation import chat_texts
-from workbench.model import decoder_layers, hook_name
+from workbench.model import decoder_layers, hook_name, plain_decoder_layers, plain_twin
 from workbench.steering import steer
 from workbench.vectors import ValueVector
 
@@ -182,3 +182,51 @@ def test_bad_arguments(tiny_model):
     ids, mask = tokenize(tiny_model, PROMPTS)
     with pytest.raises(ValueError, match="max_new_tokens"):
         generate_tokens(tiny_model, ids, mask, max_new_tokens=0)
+
+
+def test_plain_twin_shares_the_weights_and_gives_the_bridge_logits(tiny_model):
+    twin = plain_twin(tiny_model)
+    assert not any(hasattr(m, "_original_component") for m in twin.modules())  # no bridge wrappers
+    q_twin = plain_decoder_layers(twin)[0].self_attn.q_proj.weight
+    q_bridge = dict(tiny_model.original_model.named_parameters())[
+        "model.layers.0._original_component.self_attn._original_component.q_proj._original_component.weight"]
+    assert q_twin.data_ptr() == q_bridge.data_ptr()  # shared, not copied
+    ids, mask = tokenize(tiny_model, PROMPTS)
+    with torch.no_grad():
+        got = twin(input_ids=ids, attention_mask=mask, position_ids=positions(mask)).logits
+        want = tiny_model(ids, attention_mask=mask)
+    real = mask.bool()
+    torch.testing.assert_close(got[real], want[real], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize(("method", "mode", "gate_open"), CASES)
+def test_twin_generation_equals_the_transformer_lens_path(tiny_model, method, mode, gate_open):
+    vec = synthetic_vector(tiny_model)
+    twin = plain_twin(tiny_model)
+    ids, mask = tokenize(tiny_model, chat_texts(tiny_model, PROMPTS))
+    eos = tiny_model.tokenizer.eos_token_id
+    kw = {"p0": 0.99, "mode": mode, "gate_open": gate_open, "method": method, "coef": 3.0}
+    with torch.no_grad():
+        with steer(tiny_model, vec, **kw) as slow_rec:
+            slow = tiny_model.generate(ids, attention_mask=mask, max_new_tokens=8, do_sample=False, verbose=False,
+                                       return_type="tokens", eos_token_id=eos, use_past_kv_cache=True)
+        with steer_layers(tiny_model, vec, modules=plain_decoder_layers(twin), **kw) as fast_rec:
+            fast = generate_tokens(tiny_model, ids, mask, max_new_tokens=8, hf=twin)
+    assert torch.equal(fast, slow[:, ids.shape[1]:])
+    assert_same_record(fast_rec, slow_rec)
+
+
+def test_generate_goes_through_the_bridge_inside_a_transformer_lens_hook_context(tiny_model):
+    """generate() on the twin equals generate() under the caller's own steer() context (bridge path)."""
+    from workbench.generation import generate
+    from workbench.multi import steer_profile
+
+    vec = synthetic_vector(tiny_model)
+    fast = generate(tiny_model, PROMPTS, vector=vec, method="conva-nogate", p0=0.99, max_new_tokens=8)
+    with steer(tiny_model, vec, p0=0.99):
+        through_bridge = generate(tiny_model, PROMPTS, method="none", max_new_tokens=8)
+    assert fast.texts == through_bridge.texts
+    plain = generate(tiny_model, PROMPTS, method="none", max_new_tokens=8)
+    with steer_profile(tiny_model, {"power": vec}, {"power": 0.99}):  # hooks the twin would not run
+        profiled = generate(tiny_model, PROMPTS, method="none", max_new_tokens=8)
+    assert profiled.texts == fast.texts and profiled.texts != plain.texts

@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from workbench.io import atomic_path, text_hash
-from workbench.model import cache_dir, decoder_layers, fingerprint
+from workbench.model import cache_dir, decoder_layers, fingerprint, plain_decoder_layers, twin_unless_hooked
 
 __all__ = ["extract", "last_token_index", "tokenize"]
 
@@ -92,10 +92,11 @@ class _Done(Exception):
 def _extract_batch(model: Any, texts: Sequence[str], layers: Sequence[int]) -> torch.Tensor:
     """Last-token output of each requested decoder layer, i.e. ``blocks.L.hook_resid_post``.
 
-    The fast path: plain PyTorch forward hooks on the decoder layers of the wrapped Hugging Face
-    model, whose forward runs without the LM head and stops after the deepest requested layer.
-    The bridge's ``blocks[L]`` are those very modules, so this equals the TransformerLens hook path
-    (``tests/test_activations.py`` checks it) at less overhead (``make bench``).
+    The fast path: plain PyTorch forward hooks on the decoder layers of the weight-sharing
+    :func:`workbench.model.plain_twin` (no bridge wrappers), whose forward runs without the LM head
+    and stops after the deepest requested layer. Inside a TransformerLens hook context the bridge's
+    own ``blocks`` (the wrapped model's decoder layers) are hooked instead, so those hooks apply.
+    Both equal the TransformerLens ``hook_resid_post`` path (``tests/test_activations.py``).
     """
     ids, mask = tokenize(model, texts)
     rows = torch.arange(ids.shape[0], device=ids.device)
@@ -112,12 +113,14 @@ def _extract_batch(model: Any, texts: Sequence[str], layers: Sequence[int]) -> t
 
         return hook
 
-    blocks = decoder_layers(model)
+    twin = twin_unless_hooked(model)
+    base = (model.original_model if twin is None else twin).base_model
+    blocks = decoder_layers(model) if twin is None else plain_decoder_layers(twin)
     handles = [blocks[layer].register_forward_hook(make_hook(layer)) for layer in sorted(set(layers))]
     positions = (mask.long().cumsum(-1) - 1).clamp(min=0)  # left padding: positions count real tokens only
     try:
         with torch.no_grad():
-            model.original_model.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False)
+            base(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False)
     except _Done:
         pass
     finally:

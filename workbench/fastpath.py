@@ -12,10 +12,14 @@ changes where the hooks sit and who drives the decoding:
 
 Hooks are removed in a ``finally``, so an exception never leaves the model steered.
 
+:func:`workbench.generation.generate` decodes this way on the weight-sharing
+:func:`workbench.model.plain_twin`, which skips the bridge's per-module hook points.
+
 Example:
+    >>> twin = plain_twin(model)
     >>> ids, mask = tokenize(model, chat_texts(model, ["Should I take the promotion?"]))
-    >>> with steer_layers(model, vec, p0=0.95, gate_open=[True]) as record:
-    ...     new_tokens = generate_tokens(model, ids, mask, max_new_tokens=32)
+    >>> with steer_layers(model, vec, p0=0.95, gate_open=[True], modules=plain_decoder_layers(twin)) as record:
+    ...     new_tokens = generate_tokens(model, ids, mask, max_new_tokens=32, hf=twin)
     >>> record.for_row(0)
 """
 
@@ -59,11 +63,13 @@ def steer_layers(
     layers: Sequence[int] | None = None,
     method: str = "conva",
     coef: float = 1.0,
+    modules: Sequence[torch.nn.Module] | None = None,
 ) -> Iterator[SteeringRecord]:
-    """Like :func:`workbench.steering.steer`, but hooked on the decoder layers with plain PyTorch hooks.
+    """Like :func:`workbench.steering.steer`, but hooked on decoder layers with plain PyTorch hooks.
 
-    Any forward through the wrapped Hugging Face model (``original_model(...)``, its ``generate``,
-    and the bridge's own forward) is steered inside the block. Yields the :class:`SteeringRecord`.
+    ``modules`` are the decoder layers to hook: by default the bridge's blocks (then any forward
+    through the wrapped model or the bridge is steered), or those of :func:`workbench.model.plain_twin`
+    (``plain_decoder_layers(twin)``). Yields the :class:`SteeringRecord`.
     """
     if vector.d_model != model.cfg.d_model or vector.n_layers != model.cfg.n_layers:
         raise ValueError(
@@ -74,7 +80,9 @@ def steer_layers(
     record = SteeringRecord(open_tuple)
     hooks = steering_hooks(vector, p0, mode, layers, gate_open, method, coef, record)
     by_name = {hook_name(layer): layer for layer in range(model.cfg.n_layers)}
-    blocks = decoder_layers(model)
+    blocks = decoder_layers(model) if modules is None else modules
+    if len(blocks) != model.cfg.n_layers:
+        raise ValueError(f"Got {len(blocks)} decoder layers to hook; the model has {model.cfg.n_layers}.")
     handles = []
     try:
         for name, fn in hooks:
@@ -93,8 +101,12 @@ def generate_tokens(
     do_sample: bool = False,
     temperature: float = 1.0,
     eos_token_id: int | None = None,
+    hf: Any = None,
 ) -> torch.Tensor:
-    """New tokens ``[batch, <= max_new_tokens]`` from Hugging Face ``generate`` on the wrapped model.
+    """New tokens ``[batch, <= max_new_tokens]`` from Hugging Face ``generate``.
+
+    ``hf`` is the Hugging Face model that decodes: by default the bridge's wrapped model, or its
+    :func:`workbench.model.plain_twin` (same weights, no wrapper overhead).
 
     Left-padded ``input_ids``/``attention_mask`` as :func:`workbench.activations.tokenize` makes
     them. Greedy unless ``do_sample``; sampling uses ``temperature`` only, as the bridge's
@@ -113,5 +125,6 @@ def generate_tokens(
     if do_sample:
         kwargs.update(temperature=temperature, top_k=0, top_p=1.0)
     with torch.no_grad():
-        out = model.original_model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        out = (model.original_model if hf is None else hf).generate(input_ids=input_ids, attention_mask=attention_mask,
+                                                                     **kwargs)
     return out[:, input_ids.shape[1]:]

@@ -19,7 +19,10 @@ from typing import Any
 
 import torch
 
+from workbench.activations import tokenize
+from workbench.fastpath import generate_tokens, steer_layers
 from workbench.gate import Gate
+from workbench.model import plain_decoder_layers, twin_unless_hooked
 from workbench.steering import MODES, check_probability, steer
 from workbench.values import get_value
 from workbench.vectors import ValueVector
@@ -69,18 +72,20 @@ def _cut(text: str, stop_strings: Sequence[str]) -> str:
     return text.strip()
 
 
-def _generate_batch(model: Any, chats: list[str], max_new_tokens: int, do_sample: bool, temperature: float,
-                    stop_strings: Sequence[str]) -> list[str]:
-    from workbench.activations import tokenize
-
-    ids, mask = tokenize(model, chats)
-    eos = model.tokenizer.eos_token_id
+def _bridge_tokens(model: Any, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int, do_sample: bool,
+                   temperature: float) -> torch.Tensor:
+    """New tokens from TransformerLens' own decoding loop (fires any hooks on the bridge)."""
     with torch.no_grad():
         out = model.generate(ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=do_sample,
-                             temperature=temperature, verbose=False, return_type="tokens", eos_token_id=eos,
-                             use_past_kv_cache=True)
+                             temperature=temperature, verbose=False, return_type="tokens",
+                             eos_token_id=model.tokenizer.eos_token_id, use_past_kv_cache=True)
+    return out[:, ids.shape[1]:]
+
+
+def _decode(model: Any, new_tokens: torch.Tensor, stop_strings: Sequence[str]) -> list[str]:
+    eos = model.tokenizer.eos_token_id
     texts = []
-    for row in out[:, ids.shape[1]:]:
+    for row in new_tokens:
         tokens = row.tolist()
         if eos in tokens:
             tokens = tokens[: tokens.index(eos)]
@@ -111,6 +116,12 @@ def generate(
 
     Returns the answers and, per prompt, a :class:`PromptAudit`. With ``method="conva"`` a gate is
     required; rows where it stays closed are generated exactly as by the unsteered model.
+
+    Decoding is Hugging Face ``generate`` (KV cache) on :func:`workbench.model.plain_twin`, steered
+    by the same hook arithmetic as :func:`workbench.steering.steer` (:mod:`workbench.fastpath`;
+    ``tests/test_fastpath.py`` proves the two paths equal). Called inside a TransformerLens hook
+    context (``steer``, ``steer_profile``, ``model.hooks``), it decodes through the bridge instead,
+    so those hooks apply.
     """
     if isinstance(prompts, str):
         raise TypeError("Pass a list of prompts, not a single string.")
@@ -139,6 +150,7 @@ def generate(
     scores = gate.score(prompts, model) if (gate is not None and method == "conva") else None
     threshold = (gate.g0 if g0 is None else check_probability("g0", g0)) if scores is not None else None
     chats = chat_texts(model, prompts, system_prompt)
+    twin = twin_unless_hooked(model)  # same weights, no wrapper overhead in the decoding loop
     texts: list[str] = []
     audits: list[PromptAudit] = []
     for start in range(0, len(prompts), batch_size):
@@ -148,11 +160,16 @@ def generate(
             ctx: Any = contextlib.nullcontext(None)
         else:
             opened = (scores[rows] > threshold).tolist() if scores is not None else [True] * len(chats[rows])
-            ctx = steer(model, vector, p0=p0, gate_open=opened, mode=mode, layers=layers,
-                        method="caa" if method == "caa" else "conva", coef=coef)
+            kw = {"p0": p0, "gate_open": opened, "mode": mode, "layers": layers,
+                  "method": "caa" if method == "caa" else "conva", "coef": coef}
+            ctx = steer(model, vector, **kw) if twin is None else \
+                steer_layers(model, vector, modules=plain_decoder_layers(twin), **kw)
+        ids, mask = tokenize(model, chats[rows])
         with torch.random.fork_rng(devices=[]), ctx as record:  # seeded sampling leaves the caller's RNG alone
             torch.manual_seed(seed + start)
-            texts += _generate_batch(model, chats[rows], max_new_tokens, do_sample, temperature, stop_strings)
+            new = _bridge_tokens(model, ids, mask, max_new_tokens, do_sample, temperature) if twin is None else \
+                generate_tokens(model, ids, mask, max_new_tokens, do_sample, temperature, hf=twin)
+        texts += _decode(model, new, stop_strings)
         for i, is_open in enumerate(opened):
             score = None if scores is None else float(scores[start + i])
             per_layer = tuple(record.for_row(i)) if record is not None and method != "caa" else ()

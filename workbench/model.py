@@ -39,7 +39,10 @@ __all__ = [
     "hook_name",
     "load_model",
     "model_info",
+    "plain_decoder_layers",
+    "plain_twin",
     "resolve_device",
+    "twin_unless_hooked",
 ]
 
 DEFAULT_MODEL = "embedded:smollm2-135m-instruct"
@@ -64,6 +67,61 @@ def decoder_layers(model: Any) -> Sequence[torch.nn.Module]:
     if blocks is None or len(blocks) != model.cfg.n_layers:
         raise TypeError("The fast path needs a TransformerBridge whose `blocks` are the model's decoder layers.")
     return blocks
+
+
+def plain_twin(model: Any) -> Any:
+    """An unwrapped Hugging Face model that shares every weight tensor with the bridge's wrapped model.
+
+    The bridge wraps each submodule with hook points, which costs Python overhead on every token of
+    a decoding loop. The twin is built on the meta device and takes the bridge's tensors by
+    reference (``load_state_dict(assign=True)``): no weights are copied, and its outputs equal the
+    bridge's. Steering on it goes through :mod:`workbench.fastpath` (PyTorch forward hooks on
+    :func:`plain_decoder_layers`). Raises ``TypeError`` where the architecture is not supported.
+    """
+    from transformers import AutoModelForCausalLM
+
+    wrapped = model.original_model
+    state: dict[str, torch.Tensor] = {}
+    for key, tensor in wrapped.state_dict(keep_vars=True).items():
+        state.setdefault(key.replace("._original_component", ""), tensor)
+    with torch.device("meta"):
+        twin = AutoModelForCausalLM.from_config(wrapped.config)
+    result = twin.load_state_dict(state, strict=False, assign=True)
+    rotary = getattr(getattr(wrapped, "model", None), "rotary_emb", None)
+    if rotary is not None:  # its buffers are not in the state dict: reuse the wrapped module
+        twin.model.rotary_emb = getattr(rotary, "_original_component", rotary)
+    meta = [n for n, t in [*twin.named_parameters(), *twin.named_buffers()] if t.device.type == "meta"]
+    if result.missing_keys or meta:
+        raise TypeError(f"Cannot build an unwrapped twin of this {type(wrapped).__name__}: "
+                        f"{(result.missing_keys or meta)[:3]} have no tensor in the bridge.")
+    twin.generation_config = wrapped.generation_config
+    return twin.eval()
+
+
+def twin_unless_hooked(model: Any) -> Any:
+    """:func:`plain_twin`, or None where work must go through the bridge.
+
+    That is when the caller has TransformerLens hooks on the bridge (inside ``steer``,
+    ``steer_profile`` or ``model.hooks``), which the twin would not run, or when the architecture
+    has no twin.
+    """
+    if any(point._forward_hooks for point in model.hook_dict.values()):
+        return None
+    try:
+        return plain_twin(model)
+    except TypeError:
+        return None
+
+
+def plain_decoder_layers(hf: Any) -> Sequence[torch.nn.Module]:
+    """The decoder layers of a plain Hugging Face causal LM (Llama/Qwen/Mistral/Gemma or GPT-2 layout)."""
+    for path in (("model", "layers"), ("transformer", "h")):
+        node = hf
+        for attr in path:
+            node = getattr(node, attr, None)
+        if node is not None:
+            return node
+    raise TypeError(f"No decoder layers found on {type(hf).__name__} (looked for model.layers and transformer.h).")
 
 
 def cache_dir() -> Path:
