@@ -89,13 +89,14 @@ class _Done(Exception):
     """Raised by the hook on the deepest requested layer: the rest of the forward pass is not needed."""
 
 
-def _extract_batch(model: Any, texts: Sequence[str], layers: Sequence[int]) -> torch.Tensor:
+def _extract_batch(model: Any, texts: Sequence[str], layers: Sequence[int], twin: Any) -> torch.Tensor:
     """Last-token output of each requested decoder layer, i.e. ``blocks.L.hook_resid_post``.
 
     The fast path: plain PyTorch forward hooks on the decoder layers of the weight-sharing
     :func:`workbench.model.plain_twin` (no bridge wrappers), whose forward runs without the LM head
     and stops after the deepest requested layer. Inside a TransformerLens hook context the bridge's
-    own ``blocks`` (the wrapped model's decoder layers) are hooked instead, so those hooks apply.
+    own ``blocks`` (the wrapped model's decoder layers) are hooked instead (``twin`` is None), so
+    those hooks apply.
     Both equal the TransformerLens ``hook_resid_post`` path (``tests/test_activations.py``).
     """
     ids, mask = tokenize(model, texts)
@@ -113,7 +114,6 @@ def _extract_batch(model: Any, texts: Sequence[str], layers: Sequence[int]) -> t
 
         return hook
 
-    twin = twin_unless_hooked(model)
     base = (model.original_model if twin is None else twin).base_model
     blocks = decoder_layers(model) if twin is None else plain_decoder_layers(twin)
     handles = [blocks[layer].register_forward_hook(make_hook(layer)) for layer in sorted(set(layers))]
@@ -207,10 +207,11 @@ def extract(
 
     # Sort by length so batches pad little; restore the original order at the end.
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    twin = twin_unless_hooked(model)  # built once per call: its construction is not free
     chunks = []
     for start in tqdm(range(0, len(texts), batch_size), desc="extract", disable=not progress, leave=False):
         idx = order[start : start + batch_size]
-        chunks.append(_extract_batch(model, [texts[i] for i in idx], layers))
+        chunks.append(_extract_batch(model, [texts[i] for i in idx], layers, twin))
     acts = torch.empty(len(texts), len(layers), model.cfg.d_model)
     acts[torch.tensor(order)] = torch.cat(chunks)
 
