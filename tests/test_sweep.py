@@ -41,6 +41,14 @@ def test_defaults_file_round_trip_fallback_and_bad_file(tmp_path):
         load_defaults(path)
 
 
+def test_shipped_defaults_cover_every_value_with_valid_strengths():
+    from workbench.values import VALUE_NAMES
+
+    shipped = load_defaults()
+    assert set(shipped) == set(VALUE_NAMES)
+    assert all(0.5 < d.p0 < 1 and d.coef > 0 for d in shipped.values())
+
+
 class LengthJudge:
     """Deterministic stand-in: the sweep's bookkeeping is under test here, not the judge."""
 

@@ -40,8 +40,8 @@ from workbench.vectors import ValueVector
 __all__ = ["COEF_GRID", "FALLBACK", "P0_GRID", "SteeringDefaults", "SweepRow", "load_defaults", "save_defaults",
            "steering_defaults", "sweep_defaults"]
 
-P0_GRID = (0.8, 0.9, 0.95, 0.99, 0.999, 0.9999)
-COEF_GRID = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+P0_GRID = (0.8, 0.9, 0.95, 0.99)
+COEF_GRID = (1.0, 2.0, 4.0, 8.0)
 
 
 @dataclass(frozen=True)
