@@ -230,3 +230,13 @@ def test_generate_goes_through_the_bridge_inside_a_transformer_lens_hook_context
     with steer_profile(tiny_model, {"power": vec}, {"power": 0.99}):  # hooks the twin would not run
         profiled = generate(tiny_model, PROMPTS, method="none", max_new_tokens=8)
     assert profiled.texts == fast.texts and profiled.texts != plain.texts
+
+
+def test_generate_honours_pytorch_hooks_on_the_bridge_blocks(tiny_model):
+    from workbench.generation import generate
+
+    vec = synthetic_vector(tiny_model)
+    fast = generate(tiny_model, PROMPTS, vector=vec, method="conva-nogate", p0=0.99, max_new_tokens=8)
+    with steer_layers(tiny_model, vec, p0=0.99):  # hooks on the bridge's blocks, not on the twin
+        hooked = generate(tiny_model, PROMPTS, method="none", max_new_tokens=8)
+    assert hooked.texts == fast.texts

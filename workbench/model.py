@@ -101,11 +101,12 @@ def plain_twin(model: Any) -> Any:
 def twin_unless_hooked(model: Any) -> Any:
     """:func:`plain_twin`, or None where work must go through the bridge.
 
-    That is when the caller has TransformerLens hooks on the bridge (inside ``steer``,
-    ``steer_profile`` or ``model.hooks``), which the twin would not run, or when the architecture
-    has no twin.
+    That is when the caller has hooks on the bridge (TransformerLens hooks inside ``steer``,
+    ``steer_profile`` or ``model.hooks``, or PyTorch hooks on its blocks), which the twin would not
+    run, or when the architecture has no twin.
     """
-    if any(point._forward_hooks for point in model.hook_dict.values()):
+    hooked = [*model.hook_dict.values(), *getattr(model, "blocks", ())]  # hook points, and blocks hooked directly
+    if any(module._forward_hooks for module in hooked):
         return None
     try:
         return plain_twin(model)
