@@ -42,9 +42,14 @@ PROFILES = (("benevolence", "universalism"), ("achievement", "power"), ("securit
 
 
 def _answers(model: Any, prompts: list[str], ctx: Callable[[], contextlib.AbstractContextManager[Any]],
-             max_new_tokens: int) -> list[str]:
-    with ctx():
-        return list(generate(model, prompts, method="none", max_new_tokens=max_new_tokens, batch_size=8).texts)
+             max_new_tokens: int, batch_size: int = 8) -> list[str]:
+    """Answers in batches, each inside a fresh steering block (prompt-once shifts are per prompt pass)."""
+    texts: list[str] = []
+    for start in range(0, len(prompts), batch_size):
+        with ctx():
+            texts += generate(model, prompts[start : start + batch_size], method="none", max_new_tokens=max_new_tokens,
+                              batch_size=batch_size).texts
+    return texts
 
 
 def _score(model: Any, prompts: list[str], runs: dict[str, list[str]], judges: dict[str, EncoderJudge]

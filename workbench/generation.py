@@ -121,7 +121,8 @@ def generate(
     by the same hook arithmetic as :func:`workbench.steering.steer` (:mod:`workbench.fastpath`;
     ``tests/test_fastpath.py`` proves the two paths equal). Called inside a TransformerLens hook
     context (``steer``, ``steer_profile``, ``model.hooks``), it decodes through the bridge instead,
-    so those hooks apply.
+    so those hooks apply; a prompt-once block computes its shift on its first prompt pass, so keep
+    ``batch_size >= len(prompts)`` there, or open one block per batch.
     """
     if isinstance(prompts, str):
         raise TypeError("Pass a list of prompts, not a single string.")
