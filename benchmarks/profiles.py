@@ -78,7 +78,7 @@ def profile_rows(model: Any, vectors: dict[str, ValueVector], profile: Sequence[
         runs["profile"] = _answers(model, prompts, lambda: steer_profile(model, sub, p0, layers=layers), max_new_tokens)
     gave_way = sum(issubclass(w.category, ProfileConflictWarning) for w in caught)
     return {"profile": list(profile), "p0": p0, "layers": layers, "n_prompts": len(prompts),
-            "conflict_warnings": gave_way, "scores": _score(model, prompts, runs, {v: judges[v] for v in profile}),
+            "conflict_warnings": gave_way, "scores": _score(model, prompts, runs, judges),
             "example": {"prompt": prompts[0], **{k: a[0] for k, a in runs.items()}}}
 
 
@@ -132,13 +132,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = load_model()
     names = sorted({v for p in PROFILES for v in p} | {args.subspace_value})
     vectors = {v: load_vector(Path(args.vectors) / f"{v}.safetensors", model=model) for v in names}
-    judges = {v: train_encoder_judge(v) for v in names}
+    judges: dict[str, EncoderJudge] = {}
+
+    def judged(values: Sequence[str]) -> dict[str, EncoderJudge]:
+        for v in values:
+            if v not in judges:
+                judges[v] = train_encoder_judge(v)
+        return {v: judges[v] for v in values}
+
     res: dict[str, Any] = {"profiles": []}
-    for profile in PROFILES:
-        res["profiles"].append(profile_rows(model, vectors, profile, args.n, args.max_new_tokens, judges))
-        print(json.dumps({k: res["profiles"][-1][k] for k in ("profile", "scores")}), flush=True)
     res["subspace"] = subspace_rows(model, vectors[args.subspace_value], 3 * args.n, args.max_new_tokens,
-                                    judges[args.subspace_value])
+                                    judged([args.subspace_value])[args.subspace_value])
+    print(json.dumps({k: res["subspace"][k] for k in ("second_test_acc", "scores")}), flush=True)
+    for profile in PROFILES:
+        res["profiles"].append(profile_rows(model, vectors, profile, args.n, args.max_new_tokens, judged(profile)))
+        print(json.dumps({k: res["profiles"][-1][k] for k in ("profile", "scores")}), flush=True)
     out = Path(args.out)
     atomic_write_text(out, json.dumps(res, indent=2) + "\n")
     atomic_write_text(out.with_suffix(".md"), render(res))
