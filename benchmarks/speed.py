@@ -164,10 +164,6 @@ def _sorted_batches(model: Any, texts: Sequence[str], batch: int) -> Iterator[tu
         yield idx, ids, mask
 
 
-def _positions(mask: torch.Tensor) -> torch.Tensor:
-    return (mask.long().cumsum(-1) - 1).clamp(min=0)
-
-
 def extract_ours(model: Any, texts: Sequence[str], batch: int) -> torch.Tensor:
     from workbench.activations import extract
 
@@ -182,14 +178,14 @@ def extract_hf(model: Any, texts: Sequence[str], batch: int, hf: Any = None) -> 
     ``hidden_states[L + 1]`` is the output of decoder layer L, except the last entry, which
     Llama-style models return after the final norm.
     """
-    from workbench.activations import last_token_index
+    from workbench.activations import last_token_index, position_ids
     from workbench.model import plain_twin
 
     hf = plain_twin(model) if hf is None else hf  # the bare HF model on the same weights
     out = torch.empty(len(texts), model.cfg.n_layers, model.cfg.d_model)
     with torch.no_grad():
         for idx, ids, mask in _sorted_batches(model, texts, batch):
-            hidden = hf(input_ids=ids, attention_mask=mask, position_ids=_positions(mask),
+            hidden = hf(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask),
                         output_hidden_states=True).hidden_states
             rows, last = torch.arange(ids.shape[0]), last_token_index(mask)
             out[torch.tensor(idx)] = torch.stack([h[rows, last] for h in hidden[1:]], 1).float().cpu()

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from workbench.io import atomic_path, text_hash
 from workbench.model import cache_dir, decoder_layers, fingerprint, plain_decoder_layers, twin_unless_hooked
 
-__all__ = ["extract", "last_token_index", "tokenize"]
+__all__ = ["extract", "last_token_index", "position_ids", "tokenize"]
 
 
 def _check_texts(texts: Sequence[str]) -> None:
@@ -89,6 +89,11 @@ class _Done(Exception):
     """Raised by the hook on the deepest requested layer: the rest of the forward pass is not needed."""
 
 
+def position_ids(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids under left padding: each row counts its real tokens only (as HF ``generate`` does)."""
+    return (mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
 def _extract_batch(model: Any, texts: Sequence[str], layers: Sequence[int], twin: Any) -> torch.Tensor:
     """Last-token output of each requested decoder layer, i.e. ``blocks.L.hook_resid_post``.
 
@@ -117,10 +122,9 @@ def _extract_batch(model: Any, texts: Sequence[str], layers: Sequence[int], twin
     base = (model.original_model if twin is None else twin).base_model
     blocks = decoder_layers(model) if twin is None else plain_decoder_layers(twin)
     handles = [blocks[layer].register_forward_hook(make_hook(layer)) for layer in sorted(set(layers))]
-    positions = (mask.long().cumsum(-1) - 1).clamp(min=0)  # left padding: positions count real tokens only
     try:
         with torch.no_grad():
-            base(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False)
+            base(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask), use_cache=False)
     except _Done:
         pass
     finally:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from workbench.activations import last_token_index, tokenize
+from workbench.activations import last_token_index, position_ids, tokenize
 from workbench.datasets import DataError
 
 __all__ = ["MCItem", "load_mmlu", "mmlu_accuracy", "mmlu_predictions", "wikitext_perplexity"]
@@ -98,8 +98,7 @@ def _last_token_logits(model: Any, ids: torch.Tensor, mask: torch.Tensor) -> tor
     fire here exactly as in ``model(ids)``; skipping the LM head on every other position is what
     makes this cheaper on long k-shot prompts.
     """
-    positions = (mask.long().cumsum(-1) - 1).clamp(min=0)  # left padding: positions count real tokens only
-    hidden = model.original_model.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+    hidden = model.original_model.model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask),
                                         use_cache=False).last_hidden_state
     return model.original_model.lm_head(hidden[torch.arange(ids.shape[0]), last_token_index(mask)])
 
