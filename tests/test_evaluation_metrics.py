@@ -118,3 +118,26 @@ def test_last_token_logits_equal_the_bridge_forward_also_when_steered(tiny_model
     with torch.no_grad():
         plain = _last_token_logits(tiny_model, ids, mask)
     assert not torch.allclose(plain, fast)  # the steering hooks did fire on the fast path
+
+
+def test_shared_context_logits_equal_full_forwards(tiny_model):
+    from workbench.evaluation.capability import shared_context_logits
+    from workbench.model import plain_twin
+
+    tok = tiny_model.tokenizer
+    context = "The following are questions about toys.\n\nQ: red?\nAnswer: A\n\n"
+    prompts = [context + q for q in ("Q: blue?\nAnswer:", "Q: a much longer green one?\nAnswer:", "Q: x\nAnswer:",
+                                     "Q: yellow or\nAnswer:", "Q: ?\nAnswer:")]
+    seqs = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    twin = plain_twin(tiny_model)
+    with torch.no_grad():
+        reference = torch.stack([tiny_model(torch.tensor([s]))[0, -1] for s in seqs])
+        for batch_size in (2, 8):  # several batches reuse copies of one prefix cache
+            torch.testing.assert_close(shared_context_logits(twin, seqs, batch_size), reference, rtol=1e-4, atol=1e-4)
+        no_prefix = [seqs[0], [seqs[1][1], *seqs[1]]]  # first tokens differ: nothing is shared
+        torch.testing.assert_close(shared_context_logits(twin, no_prefix), torch.stack(
+            [tiny_model(torch.tensor([s]))[0, -1] for s in no_prefix]), rtol=1e-4, atol=1e-4)
+        one = shared_context_logits(twin, [seqs[2]])  # a lone sequence: all but its last token is the prefix
+    torch.testing.assert_close(one[0], reference[2], rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="at least one token"):
+        shared_context_logits(twin, [seqs[0], []])

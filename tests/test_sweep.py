@@ -18,15 +18,17 @@ from workbench.sweep import (
 )
 
 
-def rows(*triples):
-    return [SweepRow("power", "conva", s, csr, flu, 6) for s, csr, flu in triples]
+def rows(*settings):
+    return [SweepRow("power", "conva", s, csr, flu, 6, score) for s, csr, flu, score in settings]
 
 
-def test_choice_is_best_csr_among_fluent_settings_ties_to_the_weaker():
-    grid = rows((0.8, 0.2, 1.0), (0.9, 0.5, 0.9), (0.95, 0.5, 0.85), (0.99, 0.9, 0.3))
+def test_choice_is_best_csr_among_fluent_settings_ties_to_higher_score_then_weaker():
+    grid = rows((0.8, 0.2, 1.0, 0.3), (0.9, 0.5, 0.9, 0.5), (0.95, 0.5, 0.85, 0.5), (0.99, 0.9, 0.3, 0.9))
     assert _choose(grid, base_fluency=1.0, min_fluency=0.8) == 0.9  # 0.99 is not fluent; 0.9 ties 0.95
     assert _choose(grid, base_fluency=1.0, min_fluency=0.2) == 0.99
-    assert _choose(rows((0.9, 0.5, 0.1), (0.8, 0.7, 0.1)), base_fluency=1.0, min_fluency=0.8) == 0.8  # none fluent
+    grid = rows((0.9, 0.5, 1.0, 0.50), (0.99, 0.5, 1.0, 0.61), (0.999, 0.5, 1.0, 0.55))
+    assert _choose(grid, base_fluency=1.0, min_fluency=0.8) == 0.99  # same CSR: the higher mean probability
+    assert _choose(rows((0.9, 0.5, 0.1, 0.5), (0.8, 0.7, 0.1, 0.7)), base_fluency=1.0, min_fluency=0.8) == 0.8
 
 
 def test_defaults_file_round_trip_fallback_and_bad_file(tmp_path):
@@ -52,8 +54,10 @@ def test_shipped_defaults_cover_every_value_with_valid_strengths():
 class LengthJudge:
     """Deterministic stand-in: the sweep's bookkeeping is under test here, not the judge."""
 
-    def judge(self, texts):
-        return np.array([len(t) > 3 for t in texts])
+    threshold = 0.5
+
+    def probability(self, texts):
+        return np.array([float(len(t) > 3) for t in texts])
 
 
 def test_sweep_runs_every_setting_and_picks_from_the_grid(tiny_model):
@@ -62,7 +66,7 @@ def test_sweep_runs_every_setting_and_picks_from_the_grid(tiny_model):
                                    max_new_tokens=3, judge_factory=lambda v: LengthJudge(), progress=False)
     assert [(r.method, r.setting) for r in table] == [("none", 0.0), ("conva", 0.9), ("conva", 0.99), ("caa", 1.0),
                                                      ("caa", 8.0)]
-    assert all(r.n == 2 and 0 <= r.csr <= 1 and 0 <= r.fluency <= 1 for r in table)
+    assert all(r.n == 2 and 0 <= r.csr <= 1 and 0 <= r.fluency <= 1 and r.score == r.csr for r in table)
     assert chosen["power"].p0 in (0.9, 0.99) and chosen["power"].coef in (1.0, 8.0)
     with pytest.raises(ValueError, match="No vectors"):
         sweep_defaults(tiny_model, {})

@@ -130,8 +130,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     out = Path(args.out)
     vectors = {v: _vector_for(model, v, Path(args.vectors), "controlled") for v in resolve_values(args.values)}
     rows, chosen = sweep_defaults(model, vectors, n_prompts=args.n, max_new_tokens=args.max_new_tokens)
-    write_csv(out / "sweep.csv", ["value", "method", "setting", "csr", "fluency", "n"],
-              [(r.value, r.method, r.setting, r.csr, r.fluency, r.n) for r in rows])
+    write_csv(out / "sweep.csv", ["value", "method", "setting", "csr", "fluency", "n", "score"],
+              [(r.value, r.method, r.setting, r.csr, r.fluency, r.n, r.score) for r in rows])
     meta = {"command": "workbench sweep " + " ".join(sys.argv[2:]), "model": args.model,
             "model_fingerprint": fingerprint(model), "n_prompts": args.n, "max_new_tokens": args.max_new_tokens}
     path = save_defaults(chosen, out / "steering_defaults.json", meta)
@@ -306,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--values", default="all")
     p.add_argument("--out", required=True)
     p.add_argument("--vectors", default="out/vectors", help="folder of value vectors (probed and saved when absent)")
-    p.add_argument("--n", type=int, default=6, help="training prompts per value")
+    p.add_argument("--n", type=int, default=12, help="training prompts per value")
     p.add_argument("--max-new-tokens", type=int, default=24)
     _add_model_args(p)
     p.set_defaults(func=_cmd_sweep)

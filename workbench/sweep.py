@@ -3,9 +3,10 @@
 For each value, answers to the value's *training* prompts (never the held-out ones the evaluation
 uses) are generated unsteered, with ConVA (gate ignored: every prompt here is about the value) at
 each P0 of the grid, and with CAA at each coefficient. The offline judge gives the control success
-rate (CSR); fluency is judged against thresholds calibrated on the unsteered answers. Per method, the
-chosen setting has the highest CSR among those whose fluency is at least ``min_fluency`` times the
-unsteered fluency; ties go to the weaker setting. When none keeps fluent enough, the weakest wins.
+rate (CSR) and the mean judge probability; fluency is judged against thresholds calibrated on the
+unsteered answers. Per method, the chosen setting has the highest CSR among those whose fluency is at
+least ``min_fluency`` times the unsteered fluency; CSR ties go to the higher mean probability, then
+to the weaker setting. When none keeps fluent enough, the weakest wins.
 
 The shipped ``workbench/data/steering_defaults.json`` was written by
 ``workbench sweep --values all --out out/sweep`` on the embedded model; ``steering_defaults(value)``
@@ -40,8 +41,8 @@ from workbench.vectors import ValueVector
 __all__ = ["COEF_GRID", "FALLBACK", "P0_GRID", "SteeringDefaults", "SweepRow", "load_defaults", "save_defaults",
            "steering_defaults", "sweep_defaults"]
 
-P0_GRID = (0.8, 0.9, 0.95, 0.99)
-COEF_GRID = (1.0, 2.0, 4.0, 8.0)
+P0_GRID = (0.9, 0.99, 0.999, 0.9999)
+COEF_GRID = (0.25, 0.5, 1.0, 2.0)
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ FALLBACK = SteeringDefaults(p0=0.95, coef=4.0)  # for values (or files) without 
 
 @dataclass(frozen=True)
 class SweepRow:
-    """One setting of the sweep: method (``none``, ``conva`` or ``caa``), its strength, CSR and fluency."""
+    """One setting of the sweep: method (``none``, ``conva`` or ``caa``), its strength, CSR, fluency and
+    the judge's mean probability (``score``)."""
 
     value: str
     method: str
@@ -65,11 +67,12 @@ class SweepRow:
     csr: float
     fluency: float
     n: int
+    score: float
 
 
 def _choose(rows: Sequence[SweepRow], base_fluency: float, min_fluency: float) -> float:
     fluent = [r for r in rows if r.fluency >= min_fluency * base_fluency] or [min(rows, key=lambda r: r.setting)]
-    return max(fluent, key=lambda r: (r.csr, -r.setting)).setting
+    return max(fluent, key=lambda r: (r.csr, r.score, -r.setting)).setting
 
 
 def sweep_defaults(
@@ -77,7 +80,7 @@ def sweep_defaults(
     vectors: Mapping[str, ValueVector],
     p0_grid: Sequence[float] = P0_GRID,
     coef_grid: Sequence[float] = COEF_GRID,
-    n_prompts: int = 6,
+    n_prompts: int = 12,
     max_new_tokens: int = 24,
     min_fluency: float = 0.8,
     judge_factory: Callable[[str], EncoderJudge] = train_encoder_judge,
@@ -105,9 +108,12 @@ def sweep_defaults(
         base = answers[("none", 0.0)]
         calibration = calibrate_fluency(list(ppl[("none", 0.0)]), [repetition_ratio(a) for a in base])
         judge = judge_factory(name)
-        value_rows = [SweepRow(name, method, s, float(np.mean(judge.judge(answers[(method, s)]))),
-                               float(np.mean(fluency_flags(answers[(method, s)], ppl[(method, s)], calibration))),
-                               len(prompts)) for method, s in settings]
+        value_rows = []
+        for method, s in settings:
+            prob = judge.probability(answers[(method, s)])
+            flags = fluency_flags(answers[(method, s)], ppl[(method, s)], calibration)
+            value_rows.append(SweepRow(name, method, s, float(np.mean(prob >= judge.threshold)),
+                                       float(np.mean(flags)), len(prompts), float(np.mean(prob))))
         rows += value_rows
         base_fluency = value_rows[0].fluency
         chosen[name] = SteeringDefaults(

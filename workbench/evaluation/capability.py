@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,8 +26,9 @@ from tqdm.auto import tqdm
 
 from workbench.activations import last_token_index, position_ids, tokenize
 from workbench.datasets import DataError
+from workbench.model import twin_unless_hooked
 
-__all__ = ["MCItem", "load_mmlu", "mmlu_accuracy", "mmlu_predictions", "wikitext_perplexity"]
+__all__ = ["MCItem", "load_mmlu", "mmlu_accuracy", "mmlu_predictions", "shared_context_logits", "wikitext_perplexity"]
 
 LETTERS = ("A", "B", "C", "D")
 
@@ -103,14 +105,70 @@ def _last_token_logits(model: Any, ids: torch.Tensor, mask: torch.Tensor) -> tor
     return model.original_model.lm_head(hidden[torch.arange(ids.shape[0]), last_token_index(mask)])
 
 
+def shared_context_logits(hf: Any, seqs: Sequence[Sequence[int]], batch_size: int = 8) -> torch.Tensor:
+    """Next-token logits at the end of each token sequence, running their common prefix only once.
+
+    ``hf`` is a plain Hugging Face causal LM. The longest common prefix of ``seqs`` (the k-shot context
+    of one MMLU subject) is run once; its key/value cache is copied to every batch of the remaining
+    suffixes, which are right-padded. Equals a full forward of each sequence up to float rounding.
+    """
+    if not seqs or min(len(s) for s in seqs) < 1:
+        raise ValueError("Every sequence needs at least one token.")
+    shortest = min(len(s) for s in seqs)
+    n_prefix = 0
+    while n_prefix < shortest - 1 and len({s[n_prefix] for s in seqs}) == 1:
+        n_prefix += 1
+    base, head = hf.base_model, hf.get_output_embeddings()
+    device = head.weight.device
+    cache = None
+    if n_prefix:
+        cache = base(input_ids=torch.tensor([list(seqs[0][:n_prefix])], device=device), use_cache=True).past_key_values
+    out = torch.empty(len(seqs), head.out_features, dtype=head.weight.dtype, device=device)
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    for start in range(0, len(seqs), batch_size):
+        idx = order[start : start + batch_size]
+        suffixes = [list(seqs[i][n_prefix:]) for i in idx]
+        width = max(len(s) for s in suffixes)
+        ids = torch.tensor([s + [0] * (width - len(s)) for s in suffixes], device=device)
+        real = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in suffixes], device=device)
+        mask = torch.cat([torch.ones(len(idx), n_prefix, dtype=real.dtype, device=device), real], dim=1)
+        past = None
+        if cache is not None:
+            past = copy.deepcopy(cache)
+            past.batch_repeat_interleave(len(idx))
+        hidden = base(input_ids=ids, attention_mask=mask, past_key_values=past, use_cache=past is not None,
+                      position_ids=n_prefix + torch.arange(width, device=device).expand(len(idx), -1)).last_hidden_state
+        out[idx] = head(hidden[torch.arange(len(idx)), real.sum(1) - 1])
+    return out
+
+
+def _unsteered_predictions(twin: Any, model: Any, items: Sequence[MCItem], letter_ids: Sequence[int],
+                           batch_size: int, progress: bool) -> np.ndarray:
+    """Predictions without steering, each subject's k-shot context run once (:func:`shared_context_logits`)."""
+    seqs = [model.tokenizer(it.prompt, add_special_tokens=False)["input_ids"] for it in items]
+    groups: dict[str, list[int]] = {}
+    for i, it in enumerate(items):
+        groups.setdefault(it.subject, []).append(i)
+    preds = np.zeros(len(items), dtype=np.int64)
+    for idx in tqdm(groups.values(), desc="mmlu subjects", disable=not progress, leave=False):
+        with torch.no_grad():
+            logits = shared_context_logits(twin, [seqs[i] for i in idx], batch_size=batch_size)
+        preds[idx] = logits[:, letter_ids].argmax(-1).cpu().numpy()
+    return preds
+
+
 def mmlu_predictions(model: Any, items: Sequence[MCItem], steering: SteerFactory = _no_steering, batch_size: int = 4,
                      progress: bool = True) -> np.ndarray:
     """Predicted answer (0-3) per item: argmax over the answer letters' logits at the prompt's end.
 
     Items are batched by prompt length (less padding); ``steering(batch)`` wraps each forward pass.
-    The result is in the order of ``items``.
+    Without steering (and no hooks on the model), each subject's k-shot context is run once and its
+    key/value cache reused for the subject's questions. The result is in the order of ``items``.
     """
     letter_ids = [model.tokenizer(f" {letter}", add_special_tokens=False)["input_ids"][-1] for letter in LETTERS]
+    twin = twin_unless_hooked(model) if steering is _no_steering else None
+    if twin is not None:
+        return _unsteered_predictions(twin, model, items, letter_ids, 2 * batch_size, progress)
     order = sorted(range(len(items)), key=lambda i: len(items[i].prompt))
     preds = np.zeros(len(items), dtype=np.int64)
     for start in tqdm(range(0, len(items), batch_size), desc="mmlu", disable=not progress, leave=False):
