@@ -410,6 +410,7 @@ def bench_generation(model: Any, vec: Any, s: Settings, pristine: Any) -> dict[s
 
 def bench_gates(model: Any, s: Settings, gen: dict[str, Any]) -> dict[str, Any]:
     from workbench.gate import load_encoder, train_gate
+    from workbench.model import plain_twin
 
     prompts = bench_prompts(s.value, s.gate_prompts)
     gates, train_s = {}, {}
@@ -419,9 +420,11 @@ def bench_gates(model: Any, s: Settings, gen: dict[str, Any]) -> dict[str, Any]:
         t0 = time.perf_counter()
         gates[kind] = train_gate(model, s.value, kind=kind)
         train_s[kind] = time.perf_counter() - t0
-    fns = {f"{kind}/{i}": (lambda g=g, p=p: g.score([p], model)) for kind, g in gates.items()
+    # generate() builds the plain twin once per call and scores the gate on it: time the gate that way.
+    twin = plain_twin(model)
+    fns = {f"{kind}/{i}": (lambda g=g, p=p: g.score([p], model, twin=twin)) for kind, g in gates.items()
            for i, p in enumerate(prompts)}
-    fns.update({f"{kind}/batch": (lambda g=g: g.score(prompts, model)) for kind, g in gates.items()})
+    fns.update({f"{kind}/batch": (lambda g=g: g.score(prompts, model, twin=twin)) for kind, g in gates.items()})
     times = interleaved(fns, s.gate_repeats)
     b1 = gen["batches"].get("1")
     if b1 is None:

@@ -30,6 +30,14 @@ def test_gate_scores_are_probabilities_and_threshold_applies(tiny_model, tiny_ga
         tiny_gate.is_open(["a b"], tiny_model, g0=1.0)
 
 
+def test_gate_scored_on_a_prebuilt_twin_equals_its_own(tiny_model, tiny_gate):
+    from workbench.model import plain_twin
+
+    texts = ["What is 2 + 2?", "Should I take charge of my team?"]
+    shared = tiny_gate.score(texts, tiny_model, twin=plain_twin(tiny_model))  # as generate() passes it
+    torch.testing.assert_close(shared, tiny_gate.score(texts, tiny_model), rtol=1e-6, atol=1e-6)
+
+
 def test_gate_report_rates_in_range(tiny_model, tiny_gate):
     report = evaluate_gate(tiny_gate, tiny_model)
     assert 0 <= report.false_trigger_rate <= 1 and 0 <= report.true_trigger_rate <= 1

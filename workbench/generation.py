@@ -148,10 +148,10 @@ def generate(
         value_prompt = high_value_prompt(vector.value)
         system_prompt = f"{value_prompt} {system_prompt}" if system_prompt else value_prompt
 
-    scores = gate.score(prompts, model) if (gate is not None and method == "conva") else None
+    twin = twin_unless_hooked(model)  # same weights, no wrapper overhead; built once, shared with the gate
+    scores = gate.score(prompts, model, twin=twin) if (gate is not None and method == "conva") else None
     threshold = (gate.g0 if g0 is None else check_probability("g0", g0)) if scores is not None else None
     chats = chat_texts(model, prompts, system_prompt)
-    twin = twin_unless_hooked(model)  # same weights, no wrapper overhead in the decoding loop
     texts: list[str] = []
     audits: list[PromptAudit] = []
     for start in range(0, len(prompts), batch_size):
