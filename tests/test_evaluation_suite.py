@@ -56,6 +56,12 @@ def test_suite_writes_tables_and_resume_gives_same_table(tiny_model, tmp_path, m
     assert len(cached) == 2  # the first batch survived the interruption
     resumed = _run(tiny_model, _cfg(tmp_path / "b"))
     assert resumed.results == full.results
+
+    # A new P0 regenerates ConVA only: the unsteered answers do not depend on it.
+    methods = []
+    monkeypatch.setattr(suite_mod, "generate", lambda *a, **kw: methods.append(kw["method"]) or real(*a, **kw))
+    _run(tiny_model, _cfg(tmp_path / "b", p0=0.97))
+    assert set(methods) == {"conva-nogate"}
     assert (tmp_path / "b" / "results.csv").read_text() == (tmp_path / "a" / "results.csv").read_text()
 
 
@@ -64,7 +70,7 @@ def test_unknown_method_is_clear_error(tiny_model, tmp_path):
         run_suite(tiny_model, SuiteConfig(values=("power",), methods=("magic",), out=tmp_path))
 
 
-def test_suite_mmlu_reuses_unsteered_predictions_only_where_the_gate_is_closed(tiny_model, tmp_path):
+def test_suite_mmlu_reuses_unsteered_predictions_only_where_the_gate_is_closed(tiny_model, tmp_path, monkeypatch):
     from test_evaluation_metrics import _mmlu_folder
 
     from workbench.evaluation.capability import load_mmlu, mmlu_accuracy
@@ -76,7 +82,8 @@ def test_suite_mmlu_reuses_unsteered_predictions_only_where_the_gate_is_closed(t
     folder = _mmlu_folder(tmp_path / "mmlu")
     cfg = _cfg(tmp_path / "out", mmlu=folder, mmlu_shots=1, p0=0.95)
     cfg = SuiteConfig(**{**cfg.__dict__, "methods": ("none", "conva", "conva-nogate")})
-    got = {(m, b): s for m, b, s, n in _run(tiny_model, cfg).capability}
+    first = _run(tiny_model, cfg).capability
+    got = {(m, b): s for m, b, s, n in first}
     items = load_mmlu(folder, n=None, k_shot=1)
     vec = load_vector(tmp_path / "out" / "vectors" / "power.safetensors", model=tiny_model)
     gate = load_gate(tmp_path / "out" / "gates" / "power.safetensors", model=tiny_model)
@@ -90,3 +97,9 @@ def test_suite_mmlu_reuses_unsteered_predictions_only_where_the_gate_is_closed(t
     assert got[("conva-nogate", "mmlu_1shot")] == reference(lambda b: True)
     opened = gate.is_open([it.question for it in items], tiny_model).float().mean().item()
     assert got[("conva", "mmlu_1shot_gate_open_share")] == opened
+
+    # The predictions are saved: a second run reads them instead of running the model again.
+    saved = sorted(p.name for p in (tmp_path / "out" / "mmlu").iterdir())
+    assert "none__2xmmlu_1shot.json" in saved and "conva-nogate__power__2xmmlu_1shot.json" in saved
+    monkeypatch.setattr(suite_mod, "mmlu_predictions", lambda *a, **kw: pytest.fail("MMLU was run again"))
+    assert _run(tiny_model, cfg).capability == first

@@ -2,7 +2,8 @@
 
 Writes ``results.csv`` (``value,method,condition,csr,fluency,n``), ``capability.csv``
 (``method,benchmark,score,n``) and ``summary.md``. Generations are cached per value, method and
-condition under ``out/generations/`` so an interrupted run resumes where it stopped.
+condition under ``out/generations/``, and MMLU predictions per method and value slice under
+``out/mmlu/``, so an interrupted run resumes where it stopped.
 
 Example:
     >>> cfg = SuiteConfig(values=("power",), methods=("none", "conva"), out=Path("out/eval"), limit=4)
@@ -126,7 +127,9 @@ def _generate_cached(model: Any, cfg: SuiteConfig, fp: str, value: str, method: 
                      ) -> list[dict[str, Any]]:
     path = cfg.out / "generations" / value / f"{method}__{condition}.jsonl"
     p0, coef = _strengths(cfg, value)
-    settings = [fp, value, method, condition, str(p0), str(coef), cfg.mode, str(cfg.max_new_tokens), str(cfg.seed)]
+    # Only the strengths a method uses are in its key: a new P0 does not regenerate the baselines.
+    used = {"caa": [str(coef)], "prompt": [], "none": []}.get(method, [str(p0), cfg.mode])
+    settings = [fp, value, method, condition, *used, str(cfg.max_new_tokens), str(cfg.seed)]
     done: dict[str, dict[str, Any]] = {}
     if path.is_file():
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -156,6 +159,22 @@ def _generate_cached(model: Any, cfg: SuiteConfig, fp: str, value: str, method: 
     return [done[k] for k in keys]
 
 
+def _cached_predictions(cfg: SuiteConfig, name: str, key: Sequence[str], compute: Callable[[], np.ndarray]
+                        ) -> np.ndarray:
+    """MMLU predictions from ``out/mmlu/<name>.json`` when its key matches, else computed and saved."""
+    path, digest = cfg.out / "mmlu" / f"{name}.json", text_hash(list(key))
+    if path.is_file():
+        try:
+            rec = json.loads(path.read_text(encoding="utf-8"))
+            if rec["key"] == digest:
+                return np.array(rec["predictions"], dtype=np.int64)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            pass  # a damaged file is recomputed
+    preds = compute()
+    atomic_write_text(path, json.dumps({"key": digest, "predictions": preds.tolist()}) + "\n")
+    return preds
+
+
 def _capability(model: Any, cfg: SuiteConfig, artefacts: dict[str, tuple[ValueVector, ValueVector | None, Gate]]
                 ) -> list[tuple[str, str, float, int]]:
     rows: list[tuple[str, str, float, int]] = []
@@ -173,8 +192,10 @@ def _capability(model: Any, cfg: SuiteConfig, artefacts: dict[str, tuple[ValueVe
         items = load_mmlu(cfg.mmlu, n=cfg.mmlu_n, k_shot=cfg.mmlu_shots, seed=cfg.seed)
         answers = np.array([it.answer for it in items])
         slices = np.array_split(np.arange(len(items)), len(values))  # each value steers its own slice
-        base = mmlu_predictions(model, items, progress=cfg.progress)
         benchmark = f"mmlu_{cfg.mmlu_shots}shot"
+        fp, tag = fingerprint(model), f"{len(items)}x{benchmark}"
+        base = _cached_predictions(cfg, f"none__{tag}", [fp, *(it.prompt for it in items)],
+                                   lambda: mmlu_predictions(model, items, progress=cfg.progress))
         for method in methods:
             preds, n_open = base.copy(), 0
             steered = [] if method == "none" else zip(values, slices, strict=True)
@@ -187,9 +208,12 @@ def _capability(model: Any, cfg: SuiteConfig, artefacts: dict[str, tuple[ValueVe
                 n_open += len(idx)
                 p0 = _strengths(cfg, value)[0]
                 if len(idx):
-                    preds[idx] = mmlu_predictions(
-                        model, [items[i] for i in idx], progress=cfg.progress,
-                        steering=lambda _, v=vec, p=p0: steer(model, v, p0=p, gate_open=True, mode=cfg.mode))
+                    chosen = [items[i] for i in idx]
+                    preds[idx] = _cached_predictions(
+                        cfg, f"{method}__{value}__{tag}", [fp, str(p0), cfg.mode, *(it.prompt for it in chosen)],
+                        lambda c=chosen, v=vec, p=p0: mmlu_predictions(
+                            model, c, progress=cfg.progress,
+                            steering=lambda _: steer(model, v, p0=p, gate_open=True, mode=cfg.mode)))
             rows.append((method, benchmark, float(np.mean(preds == answers)), len(items)))
             if method == "conva":
                 rows.append((method, f"{benchmark}_gate_open_share", n_open / len(items), len(items)))
