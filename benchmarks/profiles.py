@@ -82,14 +82,18 @@ def profile_rows(model: Any, vectors: dict[str, ValueVector], profile: Sequence[
             "example": {"prompt": prompts[0], **{k: a[0] for k, a in runs.items()}}}
 
 
-def subspace_rows(model: Any, vec: ValueVector, n: int, max_new_tokens: int, judge: EncoderJudge) -> dict[str, Any]:
+def subspace_rows(model: Any, vec: ValueVector, n: int, max_new_tokens: int, judge: EncoderJudge,
+                  p0s: Sequence[float] = ()) -> dict[str, Any]:
+    """Unsteered, one direction and the 2-D subspace at each P0 of ``p0s`` (default: the swept P0)."""
     second = orthogonal_probe(model, load_pairs(vec.value), vec, cache=True, progress=False)
     prompts = load_value_prompts(vec.value)[1][:n]
-    p0 = steering_defaults(vec.value).p0
-    runs = {"none": _answers(model, prompts, contextlib.nullcontext, max_new_tokens),
-            "one direction": _answers(model, prompts, lambda: steer(model, vec, p0=p0), max_new_tokens),
-            "2-D subspace": _answers(model, prompts, lambda: steer_subspace(model, [vec, second], p0=p0), max_new_tokens)}
-    return {"value": vec.value, "p0": p0, "layers": list(vec.layers), "n_prompts": len(prompts),
+    p0s = list(p0s) or [steering_defaults(vec.value).p0]
+    runs = {"none": _answers(model, prompts, contextlib.nullcontext, max_new_tokens)}
+    for p0 in p0s:
+        runs[f"one direction, P0 {p0}"] = _answers(model, prompts, lambda p=p0: steer(model, vec, p0=p), max_new_tokens)
+        runs[f"2-D subspace, P0 {p0}"] = _answers(
+            model, prompts, lambda p=p0: steer_subspace(model, [vec, second], p0=p), max_new_tokens)
+    return {"value": vec.value, "p0": p0s, "layers": list(vec.layers), "n_prompts": len(prompts),
             "first_test_acc": {int(layer): float(vec.test_acc[layer]) for layer in vec.layers},
             "second_test_acc": {int(layer): float(second.test_acc[layer]) for layer in vec.layers},
             "scores": _score(model, prompts, runs, {vec.value: judge})}
@@ -110,7 +114,7 @@ def render(res: dict[str, Any]) -> str:
         lines.append("")
     sub = res.get("subspace")
     if sub:
-        lines += [f"## {sub['value']}: one direction vs 2-D subspace (n={sub['n_prompts']}, P0={sub['p0']})", "",
+        lines += [f"## {sub['value']}: one direction vs 2-D subspace (n={sub['n_prompts']})", "",
                   "Second probe's test accuracy at the steering layers: "
                   + ", ".join(f"L{k} {v:.2f} (first {sub['first_test_acc'][k]:.2f})"
                               for k, v in sub["second_test_acc"].items()), "",
@@ -126,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=8, help="held-out prompts per value")
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--subspace-value", default="power")
+    ap.add_argument("--subspace-p0", default="", help="comma-separated P0s for the subspace (default: swept P0)")
+    ap.add_argument("--skip-profiles", action="store_true", help="only the subspace comparison")
     ap.add_argument("--out", default="out/bench/profiles.json")
     args = ap.parse_args(argv)
     torch.set_grad_enabled(False)
@@ -142,9 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     res: dict[str, Any] = {"profiles": []}
     res["subspace"] = subspace_rows(model, vectors[args.subspace_value], 3 * args.n, args.max_new_tokens,
-                                    judged([args.subspace_value])[args.subspace_value])
+                                    judged([args.subspace_value])[args.subspace_value],
+                                    [float(x) for x in args.subspace_p0.split(",") if x])
     print(json.dumps({k: res["subspace"][k] for k in ("second_test_acc", "scores")}), flush=True)
-    for profile in PROFILES:
+    for profile in () if args.skip_profiles else PROFILES:
         res["profiles"].append(profile_rows(model, vectors, profile, args.n, args.max_new_tokens, judged(profile)))
         print(json.dumps({k: res["profiles"][-1][k] for k in ("profile", "scores")}), flush=True)
     out = Path(args.out)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.stats import wilcoxon
 
 from workbench.activations import extract
 from workbench.evaluation.judges import train_encoder_judge
@@ -28,6 +29,13 @@ from workbench.prompts import load_unrelated_prompts, load_value_prompts
 from workbench.sweep import steering_defaults
 from workbench.values import resolve_values
 from workbench.vectors import load_vector
+
+
+def _paired_p(after: np.ndarray, before: np.ndarray) -> float | None:
+    """Two-sided Wilcoxon signed-rank p-value over the prompts whose score changed (None if none did)."""
+    diff = after - before
+    diff = diff[np.abs(diff) > 1e-9]
+    return float(wilcoxon(diff).pvalue) if len(diff) else None
 
 
 def main() -> None:
@@ -68,6 +76,9 @@ def main() -> None:
             "unrelated_unchanged": float(np.mean([a == b for a, b in zip(plain.texts[n:], steered.texts[n:],
                                                                           strict=True)])),
             "judge_plain": float(j_plain.mean()), "judge_steered": float(j_steer.mean()),
+            # paired, per prompt: how many answers the judge rates higher / lower after steering
+            "judge_up": int(np.sum(j_steer > j_plain + 1e-9)), "judge_down": int(np.sum(j_steer < j_plain - 1e-9)),
+            "judge_wilcoxon_p": _paired_p(j_steer, j_plain),
             "probe_layer": held, "probe_plain": float(vec.prob(held, a_plain).mean()),
             "probe_steered": float(vec.prob(held, a_steer).mean()),
             "example": {"prompt": prompts[0], "plain": plain.texts[0], "steered": steered.texts[0]},
