@@ -50,13 +50,18 @@ def _check_texts(texts: Sequence[str]) -> None:
             ) from None
 
 
+def context_limit(model: Any) -> int:
+    """The model's context length in tokens (2048 where the config does not say)."""
+    return int(getattr(model.cfg, "n_ctx", 0) or 2048)
+
+
 def tokenize(model: Any, texts: Sequence[str], max_length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Tokenize with left padding; returns ``(input_ids, attention_mask)`` on the model's device.
 
     Texts longer than ``max_length`` (default: the model's context) are cut from the left with a warning.
     """
     _check_texts(texts)
-    limit = int(max_length) if max_length is not None else int(getattr(model.cfg, "n_ctx", 0) or 2048)
+    limit = int(max_length) if max_length is not None else context_limit(model)
     if limit < 1:
         raise ValueError(f"max_length must be >= 1 token, got {max_length}.")
     tok = model.tokenizer

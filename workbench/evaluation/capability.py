@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from workbench.activations import last_token_index, position_ids, tokenize
+from workbench.activations import context_limit, last_token_index, position_ids, tokenize
 from workbench.datasets import DataError
 from workbench.model import twin_unless_hooked
 
@@ -142,10 +142,9 @@ def shared_context_logits(hf: Any, seqs: Sequence[Sequence[int]], batch_size: in
     return out
 
 
-def _unsteered_predictions(twin: Any, model: Any, items: Sequence[MCItem], letter_ids: Sequence[int],
-                           batch_size: int, progress: bool) -> np.ndarray:
+def _unsteered_predictions(twin: Any, items: Sequence[MCItem], seqs: Sequence[Sequence[int]],
+                           letter_ids: Sequence[int], batch_size: int, progress: bool) -> np.ndarray:
     """Predictions without steering, each subject's k-shot context run once (:func:`shared_context_logits`)."""
-    seqs = [model.tokenizer(it.prompt, add_special_tokens=False)["input_ids"] for it in items]
     groups: dict[str, list[int]] = {}
     for i, it in enumerate(items):
         groups.setdefault(it.subject, []).append(i)
@@ -167,8 +166,9 @@ def mmlu_predictions(model: Any, items: Sequence[MCItem], steering: SteerFactory
     """
     letter_ids = [model.tokenizer(f" {letter}", add_special_tokens=False)["input_ids"][-1] for letter in LETTERS]
     twin = twin_unless_hooked(model) if steering is _no_steering else None
-    if twin is not None:
-        return _unsteered_predictions(twin, model, items, letter_ids, 2 * batch_size, progress)
+    seqs = [model.tokenizer(it.prompt, add_special_tokens=False)["input_ids"] for it in items]
+    if twin is not None and max(map(len, seqs), default=0) <= context_limit(model):  # else cut below, with a warning
+        return _unsteered_predictions(twin, items, seqs, letter_ids, 2 * batch_size, progress)
     order = sorted(range(len(items)), key=lambda i: len(items[i].prompt))
     preds = np.zeros(len(items), dtype=np.int64)
     for start in tqdm(range(0, len(items), batch_size), desc="mmlu", disable=not progress, leave=False):
