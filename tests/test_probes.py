@@ -48,3 +48,13 @@ def test_select_layers_threshold_and_exclusion():
 def test_select_layers_fallback_top():
     acc = [0.5, 0.7, 0.8, 0.6, 0.99]
     assert select_layers(acc, 0.9, exclude_last=1, fallback_top=2) == (1, 2)
+
+
+def test_cli_probe_passes_the_regularisation_to_the_saved_vectors(tiny_folder, tmp_path):
+    from workbench.cli import main
+    from workbench.vectors import load_vector
+
+    out = tmp_path / "probe"
+    assert main(["probe", "--values", "power", "--out", str(out), "--model", str(tiny_folder), "--device", "cpu",
+                 "--c", "0.01", "--threshold", "0.0", "--exclude-last", "1"]) == 0
+    assert load_vector(out / "vectors" / "power.safetensors").meta["C"] == 0.01
