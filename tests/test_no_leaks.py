@@ -206,7 +206,7 @@ def test_generate_when_gate_scoring_fails(tiny_model, monkeypatch):
     def broken_score(texts, model=None):
         raise RuntimeError("gate failed")
 
-    monkeypatch.setattr(Gate, "score", lambda self, texts, model=None: broken_score(texts, model))  # Gate is frozen
+    monkeypatch.setattr(Gate, "score", lambda self, texts, model=None, twin=None: broken_score(texts, model))  # Gate is frozen
     with unchanged(tiny_model), pytest.raises(RuntimeError, match="gate failed"):
         generate(tiny_model, PROMPTS, vector=synthetic_vector(tiny_model), gate=gate, method="conva", max_new_tokens=3)
 
