@@ -62,6 +62,17 @@ def test_suite_writes_tables_and_resume_gives_same_table(tiny_model, tmp_path, m
     monkeypatch.setattr(suite_mod, "generate", lambda *a, **kw: methods.append(kw["method"]) or real(*a, **kw))
     _run(tiny_model, _cfg(tmp_path / "b", p0=0.97))
     assert set(methods) == {"conva-nogate"}
+
+    # So does another vector (here: the same value probed with other layers).
+    from workbench.vectors import load_vector, save_vector
+
+    path = tmp_path / "b" / "vectors" / "power.safetensors"
+    vec = load_vector(path, model=tiny_model)
+    save_vector(type(vec)(vec.value, vec.weight, vec.bias, vec.mean_diff, vec.train_acc, vec.test_acc,
+                          vec.layers[:1], vec.meta), path)
+    methods.clear()
+    _run(tiny_model, _cfg(tmp_path / "b", p0=0.97))
+    assert set(methods) == {"conva-nogate"}
     assert (tmp_path / "b" / "results.csv").read_text() == (tmp_path / "a" / "results.csv").read_text()
 
 

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -122,13 +123,27 @@ def _artefacts(model: Any, cfg: SuiteConfig, value: str) -> tuple[ValueVector, V
     return vectors[0], (vectors[1] if len(vectors) > 1 else None), gate
 
 
+def _vector_key(vec: ValueVector | None) -> str:
+    """What identifies a vector's steering: its layers and a digest of its weights and mean difference."""
+    if vec is None:
+        return "-"
+    digest = hashlib.sha256()
+    for t in (vec.weight, vec.bias, vec.mean_diff):
+        digest.update(t.detach().cpu().float().contiguous().numpy().tobytes())
+    return f"{list(vec.layers)} {digest.hexdigest()[:16]}"
+
+
 def _generate_cached(model: Any, cfg: SuiteConfig, fp: str, value: str, method: str, condition: str,
                      prompts: list[str], vec: ValueVector, naive: ValueVector | None, gate: Gate
                      ) -> list[dict[str, Any]]:
     path = cfg.out / "generations" / value / f"{method}__{condition}.jsonl"
     p0, coef = _strengths(cfg, value)
-    # Only the strengths a method uses are in its key: a new P0 does not regenerate the baselines.
-    used = {"caa": [str(coef)], "prompt": [], "none": []}.get(method, [str(p0), cfg.mode])
+    vector = naive if method == "conva-naive" else vec
+    # Only what a method uses is in its key: a new P0 or vector does not regenerate the baselines.
+    if method in ("none", "prompt"):
+        used: list[str] = []
+    else:
+        used = [str(coef) if method == "caa" else f"{p0} {cfg.mode}", _vector_key(vector)]
     settings = [fp, value, method, condition, *used, str(cfg.max_new_tokens), str(cfg.seed)]
     done: dict[str, dict[str, Any]] = {}
     if path.is_file():
@@ -142,7 +157,6 @@ def _generate_cached(model: Any, cfg: SuiteConfig, fp: str, value: str, method: 
     todo = [i for i, k in enumerate(keys) if k not in done]
     system = high_value_prompt(value, "low") if condition == "negative-prompt" else None
     gen_method = {"conva-naive": "conva"}.get(method, method)
-    vector = naive if method == "conva-naive" else vec
     for start in range(0, len(todo), cfg.batch_size):
         idx = todo[start : start + cfg.batch_size]
         batch = [prompts[i] for i in idx]
