@@ -165,10 +165,11 @@ def mmlu_predictions(model: Any, items: Sequence[MCItem], steering: SteerFactory
     key/value cache reused for the subject's questions. The result is in the order of ``items``.
     """
     letter_ids = [model.tokenizer(f" {letter}", add_special_tokens=False)["input_ids"][-1] for letter in LETTERS]
-    twin = twin_unless_hooked(model) if steering is _no_steering else None
-    seqs = [model.tokenizer(it.prompt, add_special_tokens=False)["input_ids"] for it in items]
-    if twin is not None and max(map(len, seqs), default=0) <= context_limit(model):  # else cut below, with a warning
-        return _unsteered_predictions(twin, items, seqs, letter_ids, 2 * batch_size, progress)
+    if steering is _no_steering:
+        seqs = [model.tokenizer(it.prompt, add_special_tokens=False)["input_ids"] for it in items]
+        # Too long for the context, or hooks on the model: the path below (which cuts, with a warning).
+        if max(map(len, seqs), default=0) <= context_limit(model) and (twin := twin_unless_hooked(model)) is not None:
+            return _unsteered_predictions(twin, items, seqs, letter_ids, 2 * batch_size, progress)
     order = sorted(range(len(items)), key=lambda i: len(items[i].prompt))
     preds = np.zeros(len(items), dtype=np.int64)
     for start in tqdm(range(0, len(items), batch_size), desc="mmlu", disable=not progress, leave=False):
