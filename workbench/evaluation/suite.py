@@ -224,7 +224,8 @@ def _capability(model: Any, cfg: SuiteConfig, artefacts: dict[str, tuple[ValueVe
                 if len(idx):
                     chosen = [items[i] for i in idx]
                     preds[idx] = _cached_predictions(
-                        cfg, f"{method}__{value}__{tag}", [fp, str(p0), cfg.mode, *(it.prompt for it in chosen)],
+                        cfg, f"{method}__{value}__{tag}",
+                        [fp, str(p0), cfg.mode, _vector_key(vec), *(it.prompt for it in chosen)],
                         lambda c=chosen, v=vec, p=p0: mmlu_predictions(
                             model, c, progress=cfg.progress,
                             steering=lambda _: steer(model, v, p0=p, gate_open=True, mode=cfg.mode)))
