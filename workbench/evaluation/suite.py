@@ -189,8 +189,8 @@ def _cached_predictions(cfg: SuiteConfig, name: str, key: Sequence[str], compute
     return preds
 
 
-def _capability(model: Any, cfg: SuiteConfig, artefacts: dict[str, tuple[ValueVector, ValueVector | None, Gate]]
-                ) -> list[tuple[str, str, float, int]]:
+def _capability(model: Any, cfg: SuiteConfig, fp: str,
+                artefacts: dict[str, tuple[ValueVector, ValueVector | None, Gate]]) -> list[tuple[str, str, float, int]]:
     rows: list[tuple[str, str, float, int]] = []
     methods = [m for m in ("none", "conva", "conva-nogate") if m in cfg.methods]
     values = list(artefacts)
@@ -207,7 +207,7 @@ def _capability(model: Any, cfg: SuiteConfig, artefacts: dict[str, tuple[ValueVe
         answers = np.array([it.answer for it in items])
         slices = np.array_split(np.arange(len(items)), len(values))  # each value steers its own slice
         benchmark = f"mmlu_{cfg.mmlu_shots}shot"
-        fp, tag = fingerprint(model), f"{len(items)}x{benchmark}"
+        tag = f"{len(items)}x{benchmark}"
         base = _cached_predictions(cfg, f"none__{tag}", [fp, *(it.prompt for it in items)],
                                    lambda: mmlu_predictions(model, items, progress=cfg.progress))
         for method in methods:
@@ -304,7 +304,7 @@ def run_suite(model: Any, cfg: SuiteConfig,
             ppl = [r["perplexity"] if r["perplexity"] is not None else np.inf for r in recs]
             fluent = list(fluency_flags(answers, ppl, calibration))
         results.append((value, method, condition, control_success_rate(verdicts), float(np.mean(fluent)), len(recs)))
-    capability = _capability(model, cfg, artefacts)
+    capability = _capability(model, cfg, fp, artefacts)
     write_csv(cfg.out / "results.csv", ["value", "method", "condition", "csr", "fluency", "n"], results)
     write_csv(cfg.out / "capability.csv", ["method", "benchmark", "score", "n"], capability)
     summary = _summary(results, capability, cfg.methods)
