@@ -16,7 +16,7 @@ def _synthetic(n=60, layers=3, d=8, seed=0):
 
 def test_probes_separate_signal_layers_and_not_noise():
     pos, neg = _synthetic()
-    fit = fit_probes(pos[:40], neg[:40], pos[40:], neg[40:])
+    fit = fit_probes(pos[:40], neg[:40], pos[40:], neg[40:], c=1.0)
     assert fit["test_acc"][1:].min() >= 0.95
     assert fit["test_acc"][0] < 0.8
     # the probe direction points along the planted direction
@@ -45,16 +45,28 @@ def test_select_layers_threshold_and_exclusion():
         select_layers(acc, 0.9, exclude_last=5)
 
 
+def test_default_regularisation_keeps_accuracy_with_a_smaller_weight():
+    pos, neg = _synthetic()
+    soft = fit_probes(pos[:40], neg[:40], pos[40:], neg[40:])
+    sharp = fit_probes(pos[:40], neg[:40], pos[40:], neg[40:], c=1.0)
+    assert soft["test_acc"][1:].min() >= 0.95
+    assert (soft["weight"].norm(dim=-1)[1:] < 0.5 * sharp["weight"].norm(dim=-1)[1:]).all()
+
+
 def test_select_layers_fallback_top():
     acc = [0.5, 0.7, 0.8, 0.6, 0.99]
     assert select_layers(acc, 0.9, exclude_last=1, fallback_top=2) == (1, 2)
 
 
 def test_cli_probe_passes_the_regularisation_to_the_saved_vectors(tiny_folder, tmp_path):
-    from workbench.cli import main
+    from workbench.cli import build_parser, main
+    from workbench.probes import DEFAULT_C
     from workbench.vectors import load_vector
 
-    out = tmp_path / "probe"
-    assert main(["probe", "--values", "power", "--out", str(out), "--model", str(tiny_folder), "--device", "cpu",
-                 "--c", "0.01", "--threshold", "0.0", "--exclude-last", "1"]) == 0
-    assert load_vector(out / "vectors" / "power.safetensors").meta["C"] == 0.01
+    base = ["probe", "--values", "power", "--model", str(tiny_folder), "--device", "cpu", "--threshold", "0.0",
+            "--exclude-last", "1"]
+    assert main([*base, "--out", str(tmp_path / "given"), "--c", "0.5"]) == 0
+    assert load_vector(tmp_path / "given" / "vectors" / "power.safetensors").meta["C"] == 0.5
+    assert main([*base, "--out", str(tmp_path / "default")]) == 0
+    assert load_vector(tmp_path / "default" / "vectors" / "power.safetensors").meta["C"] == DEFAULT_C
+    assert f"default {DEFAULT_C}" in build_parser()._subparsers._group_actions[0].choices["probe"].format_help()

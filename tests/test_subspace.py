@@ -36,3 +36,13 @@ def test_one_direction_steers_as_steer_and_two_meet_both_targets(tiny_model):
         for vec in (first, second):
             assert (vec.prob(layer, both[layer][:, -1]) >= 0.97 - 1e-4).all()
     assert record.feasible
+
+
+def test_second_probe_uses_the_first_probes_regularisation_unless_told_otherwise(tiny_model):
+    pairs = load_pairs("power")[:40]
+    first = probe_value(tiny_model, pairs, exclude_last=1, fallback_top=2, c=0.01, progress=False)
+    inherited = orthogonal_probe(tiny_model, pairs, first, progress=False)
+    explicit = orthogonal_probe(tiny_model, pairs, first, c=0.01, progress=False)
+    sharp = orthogonal_probe(tiny_model, pairs, first, c=1.0, progress=False)
+    torch.testing.assert_close(inherited.weight, explicit.weight)
+    assert not torch.allclose(inherited.weight, sharp.weight)

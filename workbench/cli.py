@@ -35,9 +35,10 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 def _cmd_probe(args: argparse.Namespace) -> int:
     from workbench.model import load_model
-    from workbench.probes import NoLayerQualifies, probe_value
+    from workbench.probes import DEFAULT_C, NoLayerQualifies, probe_value
     from workbench.vectors import save_vector
 
+    c = DEFAULT_C if args.c is None else args.c
     values = resolve_values(args.values)
     model = load_model(args.model, device=args.device)
     out = Path(args.out)
@@ -47,7 +48,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         try:
             vec = probe_value(model, pairs, dataset=args.dataset, seed=args.seed, threshold=args.threshold,
                               exclude_last=args.exclude_last, shuffle_labels=args.shuffle_labels,
-                              fallback_top=args.fallback_top, cache=args.cache, c=args.c)
+                              fallback_top=args.fallback_top, cache=args.cache, c=c)
         except NoLayerQualifies as err:
             failed.append(f"{value}: {err}")
             continue
@@ -225,8 +226,9 @@ def _add_probe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fallback-top", type=int, default=0,
                    help="when no layer passes the threshold, steer the K best layers (with a warning) instead of failing")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--c", type=float, default=1.0,
-                   help="inverse regularisation of the probes; smaller gives a smaller |w|, so larger ConVA shifts at a P0")
+    p.add_argument("--c", type=float, default=None,
+                   help="inverse regularisation of the probes (default 0.01); smaller gives a smaller |w|, so larger "
+                        "ConVA shifts at a P0")
     p.add_argument("--cache", action="store_true", help="cache activations on disk")
 
 

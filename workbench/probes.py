@@ -26,7 +26,13 @@ from workbench.io import text_hash
 from workbench.model import HOOK_SITE, fingerprint, model_info
 from workbench.vectors import ValueVector
 
-__all__ = ["NoLayerQualifies", "fit_probes", "pair_activations", "probe_value", "select_layers"]
+__all__ = ["DEFAULT_C", "NoLayerQualifies", "fit_probes", "pair_activations", "probe_value", "select_layers"]
+
+
+# Inverse regularisation of the logistic probes. ConVA's shift is eps = (logit(P0) - b - w.e) / ||w||, so a
+# sharp probe (large ||w||) reads P_V near 1 on value prompts and steers by almost nothing; C = 0.01 keeps
+# the same held-out accuracy with a 3-6x smaller ||w|| (docs/steering_defaults.md).
+DEFAULT_C = 0.01
 
 
 class NoLayerQualifies(ValueError):
@@ -49,7 +55,7 @@ def fit_probes(
     neg_train: torch.Tensor,
     pos_test: torch.Tensor,
     neg_test: torch.Tensor,
-    c: float = 1.0,
+    c: float = DEFAULT_C,
     seed: int = 0,
     shuffle_labels: bool = False,
 ) -> dict[str, torch.Tensor]:
@@ -141,7 +147,7 @@ def probe_value(
     seed: int = 0,
     threshold: float = 0.9,
     exclude_last: int = 5,
-    c: float = 1.0,
+    c: float = DEFAULT_C,
     shuffle_labels: bool = False,
     fallback_top: int = 0,
     batch_size: int = 32,

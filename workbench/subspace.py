@@ -34,16 +34,18 @@ def _remove(x: torch.Tensor, unit: torch.Tensor) -> torch.Tensor:
     return x - (x * unit).sum(-1, keepdim=True) * unit
 
 
-def orthogonal_probe(model: Any, pairs: Sequence[ContrastPair], first: ValueVector, c: float = 1.0,
+def orthogonal_probe(model: Any, pairs: Sequence[ContrastPair], first: ValueVector, c: float | None = None,
                      batch_size: int = 32, cache: bool = False, progress: bool = True) -> ValueVector:
     """A second probe for ``first.value`` at every layer, orthogonal to ``first``'s direction.
 
-    Uses the same seeded pair split as ``first`` (its ``meta`` seed and test fraction); its train and
-    test accuracies say how much value information is left once the first direction is removed.
+    Uses the same seeded pair split and regularisation as ``first`` (its ``meta`` seed, test fraction
+    and ``C``; pass ``c`` to override). Its train and test accuracies say how much value information
+    is left once the first direction is removed.
     """
     if {p.value for p in pairs} != {first.value}:
         raise ValueError(f"The pairs are not all for {first.value!r}; pass load_pairs({first.value!r}).")
     seed, fraction = int(first.meta.get("seed", 0)), float(first.meta.get("test_fraction", 0.25))
+    c = float(first.meta.get("C", 1.0)) if c is None else c
     _, sets = pair_activations(model, pairs, fraction, seed, batch_size, cache, progress)
     if sets[0].shape[1:] != first.weight.shape:
         raise ValueError(f"The vector has {tuple(first.weight.shape)} layers x d_model; this model gives "
