@@ -132,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--subspace-value", default="power")
     ap.add_argument("--subspace-p0", default="", help="comma-separated P0s for the subspace (default: swept P0)")
     ap.add_argument("--skip-profiles", action="store_true", help="only the subspace comparison")
+    ap.add_argument("--skip-subspace", action="store_true", help="only the profiles")
     ap.add_argument("--out", default="out/bench/profiles.json")
     args = ap.parse_args(argv)
     torch.set_grad_enabled(False)
@@ -147,10 +148,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return {v: judges[v] for v in values}
 
     res: dict[str, Any] = {"profiles": []}
-    res["subspace"] = subspace_rows(model, vectors[args.subspace_value], 3 * args.n, args.max_new_tokens,
-                                    judged([args.subspace_value])[args.subspace_value],
-                                    [float(x) for x in args.subspace_p0.split(",") if x])
-    print(json.dumps({k: res["subspace"][k] for k in ("second_test_acc", "scores")}), flush=True)
+    if not args.skip_subspace:
+        res["subspace"] = subspace_rows(model, vectors[args.subspace_value], 3 * args.n, args.max_new_tokens,
+                                        judged([args.subspace_value])[args.subspace_value],
+                                        [float(x) for x in args.subspace_p0.split(",") if x])
+        print(json.dumps({k: res["subspace"][k] for k in ("second_test_acc", "scores")}), flush=True)
     for profile in () if args.skip_profiles else PROFILES:
         res["profiles"].append(profile_rows(model, vectors, profile, args.n, args.max_new_tokens, judged(profile)))
         print(json.dumps({k: res["profiles"][-1][k] for k in ("profile", "scores")}), flush=True)
