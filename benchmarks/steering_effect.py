@@ -26,6 +26,7 @@ from workbench.generation import generate
 from workbench.io import atomic_write_text
 from workbench.model import load_model
 from workbench.prompts import load_unrelated_prompts, load_value_prompts
+from workbench.steering import MODES
 from workbench.sweep import steering_defaults
 from workbench.values import resolve_values
 from workbench.vectors import load_vector
@@ -44,6 +45,7 @@ def main() -> None:
     ap.add_argument("--values", default="all")
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--p0", type=float, default=None, help="default: the per-value swept P0")
+    ap.add_argument("--mode", choices=MODES, default="prompt-once", help="ConVA (prompt-once) or SCAV (per-step)")
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
@@ -60,7 +62,8 @@ def main() -> None:
         kw = {"max_new_tokens": args.max_new_tokens, "batch_size": 8}
         plain = generate(model, prompts + unrelated, method="none", **kw)
         p0 = steering_defaults(value).p0 if args.p0 is None else args.p0
-        steered = generate(model, prompts + unrelated, vector=vec, gate=gate, method="conva", p0=p0, **kw)
+        steered = generate(model, prompts + unrelated, vector=vec, gate=gate, method="conva", p0=p0, mode=args.mode,
+                           **kw)
         n = len(prompts)
         judge = train_encoder_judge(value)
         j_plain, j_steer = judge.probability(list(plain.texts[:n])), judge.probability(list(steered.texts[:n]))
@@ -69,7 +72,7 @@ def main() -> None:
         a_plain = extract(model, safe(plain.texts[:n]), layers=[held], progress=False)[:, 0]
         a_steer = extract(model, safe(steered.texts[:n]), layers=[held], progress=False)[:, 0]
         row = {
-            "value": value, "p0": p0, "gate_g0": gate.g0, "gate_true_trigger": report.true_trigger_rate,
+            "value": value, "p0": p0, "mode": args.mode, "gate_g0": gate.g0, "gate_true_trigger": report.true_trigger_rate,
             "gate_false_trigger": report.false_trigger_rate, "fired_on_value_prompts": float(np.mean(
                 [a.fired for a in steered.audits[:n]])), "fired_on_unrelated": float(np.mean(
                 [a.fired for a in steered.audits[n:]])),

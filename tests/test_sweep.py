@@ -70,3 +70,33 @@ def test_sweep_runs_every_setting_and_picks_from_the_grid(tiny_model):
     assert chosen["power"].p0 in (0.9, 0.99) and chosen["power"].coef in (1.0, 8.0)
     with pytest.raises(ValueError, match="No vectors"):
         sweep_defaults(tiny_model, {})
+
+
+def test_cli_sweep_passes_min_fluency_and_records_it(tiny_folder, tiny_model, tmp_path, monkeypatch):
+    import workbench.sweep as sweep_mod
+    from workbench.cli import main
+    from workbench.datasets import load_pairs
+    from workbench.probes import probe_value
+    from workbench.vectors import save_vector
+
+    vec = probe_value(tiny_model, load_pairs("power")[:40], exclude_last=1, fallback_top=2, progress=False)
+    save_vector(vec, tmp_path / "v" / "power.safetensors")
+
+    seen = {}
+
+    def fake(model, vectors, **kw):
+        seen.update(kw)
+        return [SweepRow("power", "none", 0.0, 0.5, 1.0, 2, 0.5)], {"power": SteeringDefaults(0.9, 1.0)}
+
+    monkeypatch.setattr(sweep_mod, "sweep_defaults", fake)
+    args = ["sweep", "--values", "power", "--out", str(tmp_path / "s"), "--vectors", str(tmp_path / "v"),
+            "--model", str(tiny_folder), "--device", "cpu", "--min-fluency", "0.5"]
+    assert main(args) == 0
+    assert seen["min_fluency"] == 0.5
+    body = json.loads((tmp_path / "s" / "steering_defaults.json").read_text())
+    assert body["meta"]["min_fluency"] == 0.5 and body["values"]["power"] == {"p0": 0.9, "coef": 1.0}
+
+
+def test_sweep_rejects_a_fluency_floor_outside_zero_one(tiny_model):
+    with pytest.raises(ValueError, match="min_fluency"):
+        sweep_defaults(tiny_model, {"power": synthetic_vector(tiny_model)}, min_fluency=80)

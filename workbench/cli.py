@@ -130,11 +130,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     model = load_model(args.model, device=args.device)
     out = Path(args.out)
     vectors = {v: _vector_for(model, v, Path(args.vectors), "controlled") for v in resolve_values(args.values)}
-    rows, chosen = sweep_defaults(model, vectors, n_prompts=args.n, max_new_tokens=args.max_new_tokens)
+    rows, chosen = sweep_defaults(model, vectors, n_prompts=args.n, max_new_tokens=args.max_new_tokens,
+                                  min_fluency=args.min_fluency)
     write_csv(out / "sweep.csv", ["value", "method", "setting", "csr", "fluency", "n", "score"],
               [(r.value, r.method, r.setting, r.csr, r.fluency, r.n, r.score) for r in rows])
     meta = {"command": "workbench sweep " + " ".join(sys.argv[2:]), "model": args.model,
-            "model_fingerprint": fingerprint(model), "n_prompts": args.n, "max_new_tokens": args.max_new_tokens}
+            "model_fingerprint": fingerprint(model), "n_prompts": args.n, "max_new_tokens": args.max_new_tokens,
+            "min_fluency": args.min_fluency}
     path = save_defaults(chosen, out / "steering_defaults.json", meta)
     for value, d in chosen.items():
         print(f"{value:15s} p0={d.p0:<5} coef={d.coef}")
@@ -312,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vectors", default="out/vectors", help="folder of value vectors (probed and saved when absent)")
     p.add_argument("--n", type=int, default=12, help="training prompts per value")
     p.add_argument("--max-new-tokens", type=int, default=24)
+    p.add_argument("--min-fluency", type=float, default=0.8,
+                   help="a setting must keep this share of the unsteered fluency to be chosen (lower: stronger steering)")
     _add_model_args(p)
     p.set_defaults(func=_cmd_sweep)
 

@@ -91,6 +91,8 @@ def sweep_defaults(
         raise ValueError("No vectors to sweep: pass {value: ValueVector}.")
     if n_prompts < 1:
         raise ValueError(f"n_prompts must be >= 1, got {n_prompts}.")
+    if not 0.0 <= min_fluency <= 1.0:
+        raise ValueError(f"min_fluency is a share of the unsteered fluency, in [0, 1]; got {min_fluency}.")
     rows: list[SweepRow] = []
     chosen: dict[str, SteeringDefaults] = {}
     for value, vec in tqdm(vectors.items(), desc="sweep", disable=not progress):
