@@ -69,7 +69,7 @@ def fake_conversion(monkeypatch, tmp_path):
             raise RuntimeError("converter killed half-way")
 
     monkeypatch.setattr(wm, "_dequantise", fake_dequantise)
-    monkeypatch.setattr(wm, "_embedded_gguf_path", lambda: gguf)
+    monkeypatch.setattr(wm, "_embedded_gguf_path", lambda key=None: gguf)
     target = tmp_path / "cache" / "models" / TARGET_NAME
     return target, calls, state
 
@@ -178,7 +178,7 @@ def test_converter_crash_keeps_a_previous_good_folder_out_of_harms_way(fake_conv
 
 def _convert_in_child(queue_path: str) -> None:
     folder = wm.embedded_model_folder()
-    ok = wm._conversion_complete(folder)
+    ok = wm.conversion_complete(folder)
     Path(queue_path).write_text(f"{folder} {ok}")
     os._exit(0 if ok else 3)
 
@@ -190,7 +190,7 @@ def test_two_processes_converting_at_once(fake_conversion, tmp_path):
     outs = [tmp_path / f"out{i}" for i in range(2)]
     run_in_processes(_convert_in_child, [(str(o),) for o in outs])
     assert [o.read_text() for o in outs] == [f"{target} True"] * 2
-    assert wm._conversion_complete(target) and _temp_folders(target) == []
+    assert wm.conversion_complete(target) and _temp_folders(target) == []
 
 
 # ---------------------------------------------------------------- activation cache

