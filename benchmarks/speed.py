@@ -595,9 +595,10 @@ def _pristine(model: Any, args: argparse.Namespace) -> Any:
     """A second, unwrapped Hugging Face copy of the same weights (for information rows)."""
     from transformers import AutoModelForCausalLM
 
-    from workbench.model import DEFAULT_MODEL, embedded_model_folder
+    from workbench.model import embedded_model_folder
+    from workbench.registry import is_embedded
 
-    src = embedded_model_folder() if args.model in (DEFAULT_MODEL, "embedded", "default") else Path(args.model)
+    src = embedded_model_folder(args.model) if is_embedded(args.model) else Path(args.model)
     if not (Path(src) / "config.json").is_file():
         return None
     hf = AutoModelForCausalLM.from_pretrained(src, dtype=model.original_model.dtype).to(model.cfg.device)

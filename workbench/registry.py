@@ -215,6 +215,18 @@ def _check_part(part: Part, path: Path) -> None:
                              f"package is damaged. Reinstall it: `pip install --no-deps --force-reinstall {part.requirement}`.")
 
 
+def _remove_stale_partials(target: Path, age_s: float = 3600.0) -> None:
+    """Delete temporary files of assemblies killed long ago (a live writer touches its file every second)."""
+    import time
+
+    for leftover in target.parent.glob(f".{target.name}.*.partial"):
+        try:
+            if time.time() - leftover.stat().st_mtime > age_s:
+                leftover.unlink()
+        except OSError:
+            pass
+
+
 def assemble(entry: EmbeddedModel) -> Path:
     """The verified single GGUF of ``entry``, streaming its parts into the cache on first use.
 
@@ -232,6 +244,7 @@ def assemble(entry: EmbeddedModel) -> Path:
     if target.is_file() and target.stat().st_size == entry.size and _sha256(target) == entry.sha256:
         return target  # hashed again (~2 s per GB): same-size damage is caught before a conversion
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(target)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
     tmp = Path(tmp_name)
     try:
@@ -251,6 +264,7 @@ def assemble(entry: EmbeddedModel) -> Path:
                     _check_part(part, path)  # raises with the package to reinstall
             out.flush()
             os.fsync(out.fileno())
+            os.fchmod(out.fileno(), 0o644)
         if h.hexdigest() != entry.sha256:
             raise IntegrityError(f"The assembled {entry.key} checkpoint does not match its pinned sha256; reinstall "
                                  f"its packages: `{entry.install_command()} --force-reinstall`.")
