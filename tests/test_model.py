@@ -80,3 +80,71 @@ def test_resolve_dtype():
 def test_bfloat16_load(tiny_folder):
     model = load_model(tiny_folder, device="cpu", dtype="bfloat16")
     assert {p.dtype for p in model.original_model.parameters()} == {torch.bfloat16}
+
+
+def test_resolve_device_refuses_devices_this_machine_lacks(monkeypatch):
+    import pytest
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    for device, message in [("cuda", "no usable CUDA GPU"), ("cuda:7", "no usable CUDA GPU"),
+                            ("mps", "MPS is not available"), ("foo", "Unknown device 'foo'"),
+                            ("meta", "not supported")]:
+        with pytest.raises(ValueError, match=message):
+            resolve_device(device)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match=r"has 1 CUDA GPU\(s\): cuda:0\.\.cuda:0"):
+        resolve_device("cuda:7")
+    assert resolve_device("cuda:0") == torch.device("cuda:0")
+
+
+def test_a_missing_device_is_refused_before_any_weights_load(tiny_folder, monkeypatch):
+    import pytest
+
+    import workbench.model as wm
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(wm, "_load_hf", lambda *a, **k: pytest.fail("weights loaded before the device was checked"))
+    with pytest.raises(ValueError, match="no usable CUDA GPU"):
+        wm.load_model(tiny_folder, device="cuda")
+
+
+def test_importing_the_package_turns_hugging_face_offline_unless_allowed():
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, workbench.model, huggingface_hub.constants as c; "
+            "print(os.environ.get('HF_HUB_OFFLINE'), os.environ.get('TRANSFORMERS_OFFLINE'), c.HF_HUB_OFFLINE)")
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "WORKBENCH_ALLOW_DOWNLOADS")}
+
+    def run(**extra):
+        env = {**base, **extra}
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                              check=True).stdout.split()
+
+    assert run() == ["1", "1", "True"]
+    assert run(WORKBENCH_ALLOW_DOWNLOADS="1") == ["None", "None", "False"]
+
+
+def test_fingerprint_is_computed_once_per_model_until_its_weights_change(tiny_folder, monkeypatch):
+    import workbench.model as wm
+
+    model = load_model(tiny_folder, device="cpu")
+    calls = []
+    compute = wm._compute_fingerprint
+    monkeypatch.setattr(wm, "_compute_fingerprint", lambda m: calls.append(m) or compute(m))
+    first = wm.fingerprint(model)
+    assert wm.fingerprint(model) == first and len(calls) == 1  # the second call reads no weight
+    weight = next(model.original_model.parameters())
+    saved = weight.detach().clone()
+    with torch.no_grad():
+        weight.add_(1.0)  # an in-place edit: seen, recomputed
+    assert wm.fingerprint(model) != first and len(calls) == 2
+    with torch.no_grad():
+        weight.copy_(saved)
+    assert wm.fingerprint(model) == first and len(calls) == 3
+    fresh = load_model(tiny_folder, device="cpu")  # another object: its own entry
+    assert wm.fingerprint(fresh) == first and len(calls) == 4

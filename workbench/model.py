@@ -20,12 +20,22 @@ import shutil
 import socket
 import tempfile
 import time
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-import torch
+# Nothing is downloaded unless the user asks: Hugging Face libraries read these when first imported,
+# and this module imports them, so they are set here (a value the user set is kept).
+ALLOW_DOWNLOADS_ENV = "WORKBENCH_ALLOW_DOWNLOADS"
+if os.environ.get(ALLOW_DOWNLOADS_ENV, "").strip().lower() not in ("1", "true", "yes"):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import platformdirs  # noqa: E402
+import torch  # noqa: E402
+
+from workbench.constants import DEFAULT_MODEL  # noqa: E402
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -45,7 +55,7 @@ __all__ = [
     "twin_unless_hooked",
 ]
 
-DEFAULT_MODEL = "embedded:smollm2-135m-instruct"
+
 HOOK_SITE = "hook_resid_post"
 CACHE_ENV = "WORKBENCH_CACHE"
 
@@ -129,13 +139,40 @@ def cache_dir() -> Path:
     return Path(root).expanduser()
 
 
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA, then Apple MPS, then CPU; anything else is passed to torch."""
+    """``"auto"`` picks CUDA, then Apple MPS, then CPU; anything else must name a device this machine has.
+
+    Checked before any weights are loaded: an unknown name (``"foo"``), CUDA or MPS where there is none,
+    or a GPU index beyond the installed ones (``"cuda:7"``) raise a ``ValueError`` saying what is available.
+    """
     if str(device) != "auto":
-        return torch.device(device)
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError, ValueError):
+            raise ValueError(f"Unknown device {str(device)[:40]!r}: use auto, cpu, cuda, cuda:N or mps.") from None
+        have = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + (["mps"] if _mps_available() else [])
+        if dev.type == "cuda":
+            if not torch.cuda.is_available():
+                raise ValueError(f"Device {str(device)!r} asked for, but this machine has no usable CUDA GPU "
+                                 f"(available: {', '.join(have)}). Use --device auto or cpu.")
+            count = torch.cuda.device_count()
+            if dev.index is not None and not 0 <= dev.index < count:
+                raise ValueError(f"Device {str(device)!r} asked for, but this machine has {count} CUDA GPU(s): "
+                                 f"cuda:0..cuda:{count - 1}. Use one of those, or --device auto.")
+        elif dev.type == "mps":
+            if not _mps_available():
+                raise ValueError(f"Device {str(device)!r} asked for, but Apple MPS is not available here "
+                                 f"(available: {', '.join(have)}). Use --device auto or cpu.")
+        elif dev.type != "cpu":
+            raise ValueError(f"Device {str(device)!r} is not supported: use auto, cpu, cuda, cuda:N or mps.")
+        return dev
     if torch.cuda.is_available():
         return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+    if _mps_available():
         return torch.device("mps")
     return torch.device("cpu")
 
@@ -368,12 +405,48 @@ def load_model(
     return bridge
 
 
+# fingerprint() per model object: (cheap key of its weights, fingerprint). Weak keys: a model that is
+# dropped takes its entry with it.
+_FINGERPRINTS: weakref.WeakKeyDictionary[Any, tuple[tuple, str]] = weakref.WeakKeyDictionary()
+
+
+def _weights_key(model: Any) -> tuple:
+    """Cheap identity of the current weights: per tensor its name, storage address, shape, dtype, device and
+    autograd version counter. Loading other weights, ``.to(...)``, ``load_state_dict`` and in-place updates
+    under ``torch.no_grad()`` all change it; edits through ``tensor.data`` do not (see :func:`fingerprint`)."""
+    return tuple((name, t.data_ptr(), tuple(t.shape), str(t.dtype), str(t.device), t._version)
+                 for name, t in model.original_model.state_dict(keep_vars=True).items())
+
+
 def fingerprint(model: Any) -> str:
     """A short, stable identity of a model: its config and a checksum of every weight tensor.
 
     Each tensor contributes its name, shape, float64 sum and a strided sample of its values, so two
     models with different weights (or shapes) get different fingerprints without hashing every byte.
+
+    Computed once per model object (it reads every weight: 14-30 s on the large models) and cached; the
+    cache is checked against a cheap key of the weights (their storage, shapes and version counters), so
+    ``load_state_dict``, ``.to(...)`` and in-place edits under ``torch.no_grad()`` recompute it. Edits that
+    bypass the version counter (writing through ``param.data``) are not seen: after such an edit, call
+    ``fingerprint.cache_clear()`` (or reload the model).
     """
+    key = _weights_key(model)
+    try:
+        cached = _FINGERPRINTS.get(model)
+    except TypeError:  # an object that cannot be weakly referenced: compute every time
+        return _compute_fingerprint(model)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    fp = _compute_fingerprint(model)
+    _FINGERPRINTS[model] = (key, fp)
+    return fp
+
+
+fingerprint.cache_clear = _FINGERPRINTS.clear  # type: ignore[attr-defined]
+
+
+def _compute_fingerprint(model: Any) -> str:
+    """:func:`fingerprint` without the cache: reads every weight tensor."""
     h = hashlib.sha256()
     cfg = model.cfg
     h.update(json.dumps([cfg.n_layers, cfg.d_model, cfg.d_vocab, str(getattr(cfg, "model_name", ""))]).encode())
