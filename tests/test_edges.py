@@ -114,6 +114,29 @@ def test_p0_outside_the_open_unit_interval(tiny_model, p):
         closed_form_eps(torch.zeros(1, 3), torch.ones(3), 0.0, p)
 
 
+@pytest.mark.parametrize("coef", [float("nan"), float("inf"), -float("inf"), 1e30, -2e3, True, "4", None])
+def test_caa_coefficient_must_be_finite_and_moderate(tiny_model, coef):
+    vec = synthetic_vector(tiny_model)
+    message = r"coef must be a finite number with \|coef\| <= 1000"
+    with pytest.raises(ValueError, match=message), steer(tiny_model, vec, method="caa", coef=coef):
+        pass
+    with pytest.raises(ValueError, match=message):
+        generate(tiny_model, ["hi"], vector=vec, method="caa", coef=coef)
+
+
+def test_caa_accepts_negative_and_ordinary_coefficients(tiny_model):
+    vec = synthetic_vector(tiny_model)
+    for coef in (-4.0, 0.0, 8, 1000.0):
+        with steer(tiny_model, vec, method="caa", coef=coef):
+            pass
+
+
+def test_max_new_tokens_beyond_the_context_is_refused(tiny_model):
+    n_ctx = tiny_model.cfg.n_ctx
+    with pytest.raises(ValueError, match=f"exceeds the model's context of {n_ctx} tokens"):
+        generate(tiny_model, ["hi"], method="none", max_new_tokens=10_000_000)
+
+
 @pytest.mark.parametrize("g0", [0.0, 1.0, -1.0, 2.0, float("nan")])
 def test_g0_outside_the_open_unit_interval(tiny_model, g0):
     gate = Gate("power", "residual", torch.zeros(tiny_model.cfg.d_model), 0.0, 0.5, 1)

@@ -23,7 +23,7 @@ from workbench.activations import tokenize
 from workbench.fastpath import generate_tokens, steer_layers
 from workbench.gate import Gate
 from workbench.model import plain_decoder_layers, twin_unless_hooked
-from workbench.steering import MODES, check_probability, steer
+from workbench.steering import MODES, check_coef, check_probability, steer
 from workbench.values import get_value
 from workbench.vectors import ValueVector
 
@@ -139,11 +139,16 @@ def generate(
         raise ValueError("Method 'conva' needs a gate; pass gate=... or use method='conva-nogate'.")
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}.")
+    n_ctx = getattr(model.cfg, "n_ctx", None)
+    if isinstance(n_ctx, int) and max_new_tokens > n_ctx:
+        raise ValueError(f"max_new_tokens={max_new_tokens} exceeds the model's context of {n_ctx} tokens (prompt and "
+                         f"answer together must fit in it). Pass at most {n_ctx}, e.g. 48 for short answers.")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
     if isinstance(stop_strings, str):
         stop_strings = (stop_strings,)
     p0 = check_probability("p0", p0)
+    coef = check_coef(coef)
     if method == "prompt":
         value_prompt = high_value_prompt(vector.value)
         system_prompt = f"{value_prompt} {system_prompt}" if system_prompt else value_prompt

@@ -32,10 +32,12 @@ from jaxtyping import Float
 from workbench.model import hook_name
 from workbench.vectors import ValueVector
 
-__all__ = ["MODES", "LayerRecord", "SteeringRecord", "closed_form_eps", "steer", "steering_hooks"]
+__all__ = ["MAX_COEF", "MODES", "LayerRecord", "SteeringRecord", "check_coef", "closed_form_eps", "steer",
+           "steering_hooks"]
 
 MODES = ("prompt-once", "per-step")
 METHODS = ("conva", "caa")
+MAX_COEF = 1000.0  # |coef| beyond this multiplies the mean difference into nonsense (or inf/NaN activations)
 
 
 def check_probability(name: str, p: Any) -> float:
@@ -55,6 +57,28 @@ def check_probability(name: str, p: Any) -> float:
     if value is None or not math.isfinite(value) or not 0.0 < value < 1.0:
         shown = repr(p) if len(repr(p)) <= 80 else repr(p)[:77] + "..."
         raise ValueError(f"{name} must be a probability strictly between 0 and 1, got {shown}. Pass a number such as 0.9.")
+    return value
+
+
+def check_coef(coef: Any, name: str = "coef") -> float:
+    """Return the CAA coefficient as a float if it is finite with ``|coef| <= MAX_COEF``, else raise a clear error.
+
+    Booleans, strings, NaN, inf and huge numbers (whose shift overflows the residual into inf/NaN and an
+    empty answer) are refused; negative coefficients (steering away from the value) are allowed.
+    """
+    value: float | None = None
+    try:
+        if isinstance(coef, torch.Tensor):
+            if coef.numel() == 1 and coef.dtype != torch.bool and not coef.dtype.is_complex:
+                value = float(coef.item())
+        elif isinstance(coef, numbers.Real) and not isinstance(coef, bool):
+            value = float(coef)
+    except (OverflowError, ValueError, TypeError):
+        value = None
+    if value is None or not math.isfinite(value) or abs(value) > MAX_COEF:
+        shown = repr(coef) if len(repr(coef)) <= 80 else repr(coef)[:77] + "..."
+        raise ValueError(f"{name} must be a finite number with |{name}| <= {MAX_COEF:g}, got {shown}. "
+                         "Pass a coefficient such as 4.0 (the swept defaults are between 0.25 and 8).")
     return value
 
 
@@ -178,6 +202,7 @@ def steering_hooks(
     if method not in METHODS:
         raise ValueError(f"Unknown method {method!r}; use one of {METHODS}.")
     p0 = check_probability("p0", p0)
+    coef = check_coef(coef)
     layers = tuple(sorted(set(vector.layers if layers is None else (int(x) for x in layers))))
     bad = [x for x in layers if not 0 <= x < vector.n_layers]
     if bad or not layers:
