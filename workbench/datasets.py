@@ -17,21 +17,22 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-from workbench.values import get_value
+from workbench.constants import DATASETS
+from workbench.io import check_input_path
+from workbench.values import is_known_value, value_name
 
 __all__ = [
     "DATASETS",
     "AuditResult",
     "ContrastPair",
     "DataError",
+    "as_pairs",
     "audit",
     "check_text",
     "data_root",
@@ -42,7 +43,6 @@ __all__ = [
     "split_pairs",
 ]
 
-DATASETS = ("controlled", "naive")
 
 
 class DataError(ValueError):
@@ -74,6 +74,12 @@ class AuditResult:
     negative_only: tuple[str, ...]
     n_pairs: int
 
+    def to_frame(self) -> Any:
+        """This audit as a one-row pandas DataFrame (``pd.concat`` several to compare values)."""
+        from workbench.tables import rows_frame
+
+        return rows_frame([self])
+
 
 def data_root() -> Path:
     """Folder of the data shipped with the package."""
@@ -90,14 +96,11 @@ MAX_LINE_CHARS = 1_000_000
 def read_text_lines(path: str | Path, what: str = "Data file") -> list[str]:
     """The lines of a UTF-8 text file (a leading BOM and any line-ending style accepted).
 
-    Raises ``FileNotFoundError`` for a missing file and :class:`DataError` naming the file and line for
-    a folder, binary content (NUL bytes), bytes that are not UTF-8, and lines over ``MAX_LINE_CHARS``.
+    Raises ``FileNotFoundError`` for a missing file and :class:`DataError` naming the file (and line) for
+    a folder, a FIFO or other non-regular file, a symbolic-link loop,
+    binary content (NUL bytes), bytes that are not UTF-8, and lines over ``MAX_LINE_CHARS``.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise DataError(f"{path} is a folder, not a file. Pass the path of the {what.lower()} itself.")
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} {path} does not exist.")
+    path = check_input_path(path, what, error=DataError)  # a folder, FIFO or link loop: said as such
     data = path.read_bytes()
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
@@ -139,55 +142,173 @@ def check_text(path: Path, n: int, text: str, field: str) -> str:
     return text
 
 
-def read_pairs(path: str | Path, value: str | None = None) -> list[ContrastPair]:
-    """Read and validate a pair file (JSONL).
+PAIR_SUFFIXES = (".jsonl", ".csv", ".json")
 
-    Raises :class:`DataError` naming file and line for: malformed JSON, missing or non-string
-    fields, empty texts, identical sides, unknown or mismatching value names, duplicate texts,
-    binary or non-UTF-8 content and overlong lines; ``FileNotFoundError`` for a missing file.
-    """
-    path = Path(path)
-    expected = get_value(value).name if value is not None else None
+
+def _folded(text: str) -> str:
+    """``text`` with case and runs of whitespace ignored (for telling whether two sides really differ)."""
+    return " ".join(text.split()).casefold()
+
+
+def _check_pairs(records: Iterable[tuple[str, object]], expected: str | None, source: str) -> list[ContrastPair]:
+    """Validate ``(where, record)`` items (``where`` such as ``file.jsonl:3``) into pairs, in order."""
     pairs: list[ContrastPair] = []
-    seen: dict[str, int] = {}
-    for n, raw in enumerate(read_text_lines(path, "Pair file"), 1):
-        if not raw.strip():
-            continue
-        obj = parse_json_line(path, n, raw)
+    seen: dict[str, str] = {}
+
+    def fail(where: str, problem: str, fix: str) -> DataError:
+        return DataError(f"{where}: {problem}. {fix}")
+
+    for where, obj in records:
         if not isinstance(obj, dict):
-            raise _fail(path, n, "line is not a JSON object", 'Write {"value": ..., "positive": ..., "negative": ...}.')
+            raise fail(where, "line is not a JSON object", 'Write {"value": ..., "positive": ..., "negative": ...}.')
+        obj = dict(obj)
+        if obj.get("value") is None and expected is not None:
+            obj["value"] = expected
         for key in ("value", "positive", "negative"):
             if not isinstance(obj.get(key), str):
-                raise _fail(path, n, f"field {key!r} is missing or not a string", "Add it as a string.")
-            check_text(path, n, obj[key], key)
+                fix = "Add it as a string." if key != "value" else "Add it, or pass value=... (--value NAME)."
+                raise fail(where, f"field {key!r} is missing or not a string", fix)
+            try:
+                obj[key].encode("utf-8")
+            except UnicodeEncodeError:
+                raise fail(where, f"field {key!r} holds an invalid Unicode escape (a lone surrogate such as \\ud800)",
+                           "Fix the escape sequence.") from None
         if len(obj["value"]) > 100:
-            raise _fail(path, n, f"value name {obj['value'][:40]!r}... is not a known value", "Fix the value name.")
+            raise fail(where, f"value name {obj['value'][:40]!r}... is not a known value", "Fix the value name.")
         try:
-            name = get_value(obj["value"]).name
+            name = value_name(obj["value"])
         except ValueError as err:
-            raise _fail(path, n, str(err).rstrip("."), "Fix the value name.") from None
+            raise fail(where, str(err).rstrip("."), "Fix the value name.") from None
         if expected is not None and name != expected:
-            raise _fail(path, n, f"value {name!r} in a file for {expected!r}", "Move the line to its own file.")
+            raise fail(where, f"value {name!r} in a file for {expected!r}", "Move the line to its own file.")
         pos, neg = obj["positive"].strip(), obj["negative"].strip()
         if not pos or not neg:
-            raise _fail(path, n, "empty text", "Both sides need a sentence.")
+            raise fail(where, "empty text", "Both sides need a sentence.")
         if pos == neg:
-            raise _fail(path, n, "positive and negative are identical", "The sides must differ in the value.")
+            raise fail(where, "positive and negative are identical", "The sides must differ in the value.")
+        if _folded(pos) == _folded(neg):
+            raise fail(where, "positive and negative differ only in letter case or spacing",
+                       "The sides must differ in the value, not in capitals or blanks.")
         for text in (pos, neg):
             if text in seen:
-                raise _fail(path, n, f"duplicate text (first on line {seen[text]}): {text[:60]!r}", "Remove or rewrite one.")
-            seen[text] = n
+                raise fail(where, f"duplicate text (first at {seen[text]}): {text[:60]!r}", "Remove or rewrite one.")
+            seen[text] = where
         pairs.append(ContrastPair(name, pos, neg))
     if not pairs:
-        raise DataError(f"{path}: no pairs found. The file must hold one JSON pair a line.")
+        raise DataError(f"{source}: no pairs found. The file must hold one JSON pair a line.")
     return pairs
+
+
+def _csv_records(path: Path) -> list[tuple[str, object]]:
+    import csv
+    import io
+
+    reader = csv.DictReader(io.StringIO("\n".join(read_text_lines(path, "Pair file")), newline=""))
+    try:
+        columns = reader.fieldnames or []
+        missing = [c for c in ("positive", "negative") if c not in columns]
+        if missing:
+            raise DataError(f"{path}: no {' or '.join(repr(c) for c in missing)} column (columns: {columns[:10]}). "
+                            "Name the columns positive and negative (and optionally value).")
+        return [(f"{path}:{reader.line_num}", {k: v for k, v in row.items() if k in ("value", "positive", "negative")})
+                for row in reader if any((v or "").strip() for v in row.values() if isinstance(v, str))]
+    except csv.Error as err:
+        raise DataError(f"{path}:{reader.line_num}: malformed CSV ({err}). Quote fields that hold commas or quotes.") from None
+
+
+def _json_records(path: Path) -> list[tuple[str, object]]:
+    text = "\n".join(read_text_lines(path, "Pair file"))
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as err:
+        raise DataError(f"{path}: malformed JSON ({str(err)[:120]}). A .json pair file holds one list of "
+                        '{"positive": ..., "negative": ...} objects; use .jsonl for one object a line.') from None
+    if isinstance(data, dict) and isinstance(data.get("pairs"), list):
+        data = data["pairs"]
+    if not isinstance(data, list):
+        raise DataError(f"{path}: a .json pair file must hold a list of objects, not a JSON {type(data).__name__}.")
+    return [(f"{path}[{i}]", obj) for i, obj in enumerate(data)]
+
+
+def _jsonl_records(path: Path) -> Iterator[tuple[str, object]]:
+    for n, raw in enumerate(read_text_lines(path, "Pair file"), 1):
+        if raw.strip():
+            yield f"{path}:{n}", parse_json_line(path, n, raw)
+
+
+def read_pairs(path: str | Path, value: str | None = None) -> list[ContrastPair]:
+    """Read and validate a pair file: JSONL (as ``workbench generate-pairs`` writes), CSV or JSON.
+
+    JSONL holds one ``{"value": ..., "positive": ..., "negative": ...}`` object a line; CSV has
+    ``positive`` and ``negative`` columns; ``.json`` holds a list of such objects. The ``value`` field
+    may be left out when ``value`` is given; it may name one of the 10 values or a concept of your own
+    (:func:`workbench.values.value_name`).
+
+    Raises :class:`DataError` naming file and line for: malformed JSON/CSV, missing or non-string
+    fields, empty texts, identical sides, mistyped or mismatching value names, duplicate texts,
+    binary or non-UTF-8 content and overlong lines; ``FileNotFoundError`` for a missing file.
+
+    Example:
+        >>> pairs = read_pairs("honesty.csv", value="honesty")
+    """
+    path = Path(path)
+    expected = value_name(value) if value is not None else None
+    suffix = path.suffix.lower()
+    records = _csv_records(path) if suffix == ".csv" else _json_records(path) if suffix == ".json" else _jsonl_records(path)
+    return _check_pairs(records, expected, str(path))
+
+
+def as_pairs(obj: object, value: str | None = None) -> list[ContrastPair]:
+    """Pairs from whatever you hold: ``(positive, negative)`` tuples, dicts (HF ``datasets`` rows),
+    a pandas DataFrame with ``positive``/``negative`` columns, ContrastPairs, or a file path.
+
+    ``value`` names the concept (one of the 10 values or your own, e.g. ``"honesty"``); it is needed
+    unless every item carries its own ``value``. Validation is that of :func:`read_pairs`.
+
+    Example:
+        >>> as_pairs([("I told her the truth.", "I told her a lie.")], value="honesty")
+        [ContrastPair(value='honesty', positive='I told her the truth.', negative='I told her a lie.')]
+    """
+    if isinstance(obj, str | Path):
+        return read_pairs(obj, value=value)
+    expected = value_name(value) if value is not None else None
+    if hasattr(obj, "to_dict") and hasattr(obj, "columns"):  # a pandas DataFrame
+        missing = [c for c in ("positive", "negative") if c not in obj.columns]
+        if missing:
+            raise DataError(f"DataFrame: no {' or '.join(repr(c) for c in missing)} column "
+                            f"(columns: {list(obj.columns)[:10]}). Name the columns positive and negative.")
+        obj = obj.to_dict(orient="records")
+    elif hasattr(obj, "column_names") and hasattr(obj, "to_list"):  # an HF datasets.Dataset
+        obj = obj.to_list()
+    if isinstance(obj, ContrastPair) or isinstance(obj, dict) or not isinstance(obj, Iterable):
+        raise DataError(f"as_pairs: expected a list of pairs (tuples, dicts or ContrastPairs), a DataFrame or a "
+                        f"file path, got a {type(obj).__name__}.")
+
+    def record(i: int, item: object) -> object:
+        if isinstance(item, ContrastPair):
+            return {"value": item.value, "positive": item.positive, "negative": item.negative}
+        if isinstance(item, tuple | list) and len(item) == 2:
+            return {"value": expected, "positive": item[0], "negative": item[1]}
+        if isinstance(item, dict):
+            return item
+        if hasattr(item, "keys") and hasattr(item, "__getitem__"):  # a Mapping-like row
+            return {k: item[k] for k in item.keys()}
+        shape = f"a {type(item).__name__} of {len(item)} items" if isinstance(item, tuple | list) else f"a {type(item).__name__}"
+        raise DataError("pairs must be ContrastPair objects, (positive, negative) tuples or dicts with 'positive' and "
+                        f"'negative'; item {i} is {shape}.")
+
+    items = [(f"pairs[{i}]", record(i, item)) for i, item in enumerate(obj)]
+    return _check_pairs(items, expected, "pairs")
 
 
 def load_pairs(value: str, dataset: str = "controlled", root: str | Path | None = None) -> list[ContrastPair]:
     """Load the pairs for ``value`` from the shipped data (or from ``root/<dataset>/<value>.jsonl``)."""
     if dataset not in DATASETS:
         raise ValueError(f"Unknown dataset {dataset!r}; use one of {DATASETS}.")
-    name = get_value(value).name
+    name = value_name(value)
+    if root is None and not is_known_value(name):
+        raise ValueError(f"No shipped pairs for {name!r}: it is not one of the 10 values. Bring your own pairs: "
+                         f"as_pairs(...) / read_pairs(FILE), or `workbench probe --pairs FILE --value {name}`.")
     base = Path(root) if root is not None else data_root() / "pairs"
     return read_pairs(base / dataset / f"{name}.jsonl", value=name)
 
@@ -200,6 +321,8 @@ def split_pairs(
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}.")
     if len(pairs) < 4:
         raise ValueError(f"Need at least 4 pairs to split into train and test, got {len(pairs)}. Add pairs.")
+    import numpy as np  # here, not at the top: the command line imports this module for its --help
+
     order = np.random.default_rng(seed).permutation(len(pairs))
     n_test = max(1, round(len(pairs) * test_fraction))
     test_idx = set(order[:n_test].tolist())
@@ -212,6 +335,8 @@ _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
 
 def _content_words(texts: Sequence[str]) -> Counter[str]:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS  # sklearn is slow to import; only the audit needs it
+
     words = (w for t in texts for w in _WORD.findall(t.lower()))
     return Counter(w for w in words if len(w) > 2 and w not in ENGLISH_STOP_WORDS and "'" not in w)
 

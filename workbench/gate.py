@@ -33,15 +33,18 @@ from sklearn.preprocessing import StandardScaler
 
 from workbench import __version__
 from workbench.activations import extract
+from workbench.constants import GATE_KINDS
 from workbench.model import fingerprint, model_info
 from workbench.prompts import load_unrelated_prompts, load_value_prompts
 from workbench.steering import check_probability
-from workbench.values import get_value
+from workbench.values import VALUE_NAMES, is_known_value, value_name
 from workbench.vectors import ArtefactError, check_model, read_meta, read_tensors, write_artefact
 
-__all__ = ["GATE_KINDS", "Gate", "GateReport", "evaluate_gate", "load_encoder", "load_gate", "save_gate", "train_gate"]
+__all__ = ["GATE_KINDS", "MIN_GATE_PROMPTS", "Gate", "GateReport", "evaluate_gate", "load_encoder", "load_gate", "save_gate",
+           "train_gate"]
 
-GATE_KINDS = ("residual", "encoder")
+# cross-validation is 5-fold, so each class needs at least 5 prompts (more give a steadier g0)
+MIN_GATE_PROMPTS = 5
 
 
 @functools.cache
@@ -100,6 +103,12 @@ class GateReport:
     n_value: int
     n_unrelated: int
 
+    def to_frame(self) -> Any:
+        """This report as a one-row pandas DataFrame (``pd.concat`` several to compare gates)."""
+        from workbench.tables import rows_frame
+
+        return rows_frame([self])
+
 
 def train_gate(
     model: Any | None,
@@ -108,16 +117,41 @@ def train_gate(
     layer: int | None = None,
     target_false_rate: float = 0.05,
     seed: int = 0,
+    positives: Sequence[str] | None = None,
+    negatives: Sequence[str] | None = None,
 ) -> Gate:
-    """Train a gate on the shipped train prompts of ``value`` vs the unrelated train prompts.
+    """Train a gate on prompts where ``value`` is at stake (``positives``) vs prompts where it is not.
 
-    ``layer`` (residual gates) defaults to one third of the way into the model.
+    By default the positives are the shipped train prompts of ``value`` and the negatives the unrelated
+    train prompts. For a concept of your own pass ``positives`` (at least :data:`MIN_GATE_PROMPTS`);
+    the negatives then default to the unrelated prompts plus every other shipped value's train prompts,
+    so the gate learns the concept rather than "about values at all", and the classes are weighted
+    to balance. ``layer`` (residual gates) defaults to one third of the way into the model.
+
+    Example:
+        >>> gate = train_gate(model, "honesty", positives=["Should I admit my mistake to my boss?", ...])
     """
     if kind not in GATE_KINDS:
         raise ValueError(f"Unknown gate kind {kind!r}; use one of {GATE_KINDS}.")
-    name = get_value(value).name
-    pos, _ = load_value_prompts(name)
-    neg, _ = load_unrelated_prompts()
+    name = value_name(value)
+    custom = positives is not None or negatives is not None
+    if positives is None:
+        if not is_known_value(name):
+            raise ValueError(f"No shipped gate prompts for {name!r} (not one of the 10 values): pass positives=[prompts "
+                             f"where {name} is at stake] (CLI: --gate-prompts FILE).")
+        pos, _ = load_value_prompts(name)
+    else:
+        pos = _prompt_list("positives", positives)
+    if negatives is None:
+        neg, _ = load_unrelated_prompts()
+        if positives is not None:
+            neg = neg + [t for v in VALUE_NAMES if v != name for t in load_value_prompts(v)[0]]
+    else:
+        neg = _prompt_list("negatives", negatives)
+    overlap = set(pos)
+    neg = [t for t in dict.fromkeys(neg) if t not in overlap]
+    if len(neg) < MIN_GATE_PROMPTS:
+        raise ValueError(f"A gate needs at least {MIN_GATE_PROMPTS} negative prompts not among the positives, got {len(neg)}.")
     if kind == "residual":
         if model is None:
             raise ValueError("A residual gate is trained on the model's residual: pass the model.")
@@ -126,7 +160,8 @@ def train_gate(
             raise ValueError(f"Gate layer {layer} out of range 0..{model.cfg.n_layers - 1}.")
     x = _features(kind, pos + neg, model, layer).double().numpy()
     y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
-    pipe = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000, random_state=seed))
+    weight = "balanced" if custom else None
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000, random_state=seed, class_weight=weight))
     cv_scores = cross_val_predict(pipe, x, y, cv=5, method="predict_proba")[:, 1]
     g0 = float(np.clip(np.quantile(cv_scores[y == 0], 1.0 - target_false_rate), 0.5, 0.99))
     pipe.fit(x, y)
@@ -135,10 +170,24 @@ def train_gate(
     w = clf.coef_[0] / scale
     b = float(clf.intercept_[0] - np.dot(clf.coef_[0], scaler.mean_ / scale))
     meta = {"target_false_rate": target_false_rate, "n_value_train": len(pos), "n_unrelated_train": len(neg),
-            "seed": seed, "package_version": __version__}
+            "seed": seed, "package_version": __version__, "prompts": "user" if custom else "shipped",
+            "class_weight": weight}
     if model is not None and kind == "residual":
         meta.update({**model_info(model), "model_fingerprint": fingerprint(model)})
     return Gate(name, kind, torch.as_tensor(w, dtype=torch.float32), b, g0, layer, meta)
+
+
+def _prompt_list(what: str, texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError(f"{what}: pass a list of prompts, not a single string.")
+    out = list(dict.fromkeys(t.strip() for t in texts if isinstance(t, str) and t.strip()))
+    bad = [type(t).__name__ for t in texts if not isinstance(t, str)]
+    if bad:
+        raise ValueError(f"{what}: every prompt must be a string, got a {bad[0]}.")
+    if len(out) < MIN_GATE_PROMPTS:
+        raise ValueError(f"{what}: a gate needs at least {MIN_GATE_PROMPTS} distinct prompts (cross-validated g0), "
+                         f"got {len(out)}. Write more prompts (20+ give a steadier threshold).")
+    return out
 
 
 def evaluate_gate(gate: Gate, model: Any | None = None, g0: float | None = None) -> GateReport:
@@ -170,7 +219,7 @@ def load_gate(path: str | Path, model: Any | None = None) -> Gate:
     if kind not in GATE_KINDS:
         raise ArtefactError(f"{path}: unknown gate kind {str(kind)[:40]!r}; expected one of {GATE_KINDS}.")
     try:
-        value = get_value(meta["value"]).name if isinstance(meta.get("value"), str) else None
+        value = value_name(meta["value"]) if isinstance(meta.get("value"), str) else None
     except ValueError as err:
         raise bad(str(err).rstrip(".")) from None
     if value is None:

@@ -20,16 +20,17 @@ from typing import Any
 import torch
 
 from workbench.activations import tokenize
+from workbench.chat_template import chat_texts, escape_special_tokens
+from workbench.constants import GENERATION_METHODS
 from workbench.fastpath import generate_tokens, steer_layers
 from workbench.gate import Gate
 from workbench.model import plain_decoder_layers, twin_unless_hooked
 from workbench.steering import MODES, check_coef, check_probability, steer
-from workbench.values import get_value
+from workbench.values import get_value, is_known_value, value_name
 from workbench.vectors import ValueVector
 
 __all__ = ["GENERATION_METHODS", "GenerationResult", "PromptAudit", "chat_texts", "generate", "high_value_prompt"]
 
-GENERATION_METHODS = ("none", "prompt", "caa", "conva", "conva-nogate")
 
 
 @dataclass(frozen=True)
@@ -43,25 +44,36 @@ class PromptAudit:
 
 @dataclass(frozen=True)
 class GenerationResult:
+    """The answers, in prompt order, and what steering did to each."""
+
     texts: tuple[str, ...]
     audits: tuple[PromptAudit, ...]
 
+    def to_frame(self) -> Any:
+        """One row a prompt: ``text``, ``gate_score``, ``fired``, ``n_layers`` (layers that shifted) and
+        ``max_eps``, as a pandas DataFrame.
+
+        Example:
+            >>> generate(model, prompts, vector=vec, gate=gate).to_frame()
+        """
+        from workbench.tables import require_pandas
+
+        return require_pandas().DataFrame({
+            "text": list(self.texts),
+            "gate_score": [a.gate_score for a in self.audits],
+            "fired": [a.fired for a in self.audits],
+            "n_layers": [sum(float(r.get("eps", 0.0)) > 0 for r in a.layers) for a in self.audits],
+            "max_eps": [max((float(r.get("eps", 0.0)) for r in a.layers), default=0.0) for a in self.audits],
+        })
+
 
 def high_value_prompt(value: str, level: str = "high") -> str:
-    """The ICA system prompt: "You have a <level> level of <value>. <definition>"."""
+    """The ICA system prompt: "You have a <level> level of <value>. <definition>" (no definition for a
+    concept of your own: "You have a high level of honesty.")."""
+    if not is_known_value(value):
+        return f"You have a {level} level of {value_name(value)}."
     v = get_value(value)
     return f"You have a {level} level of {v.name}. {v.definition}"
-
-
-def chat_texts(model: Any, prompts: Sequence[str], system_prompt: str | None = None) -> list[str]:
-    """Apply the model's chat template (with the generation prompt) to each user prompt."""
-    tok = model.tokenizer
-    out = []
-    for p in prompts:
-        messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
-            {"role": "user", "content": p}]
-        out.append(tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
-    return out
 
 
 def _cut(text: str, stop_strings: Sequence[str]) -> str:
@@ -97,7 +109,7 @@ def generate(
     model: Any,
     prompts: Sequence[str],
     vector: ValueVector | None = None,
-    method: str = "conva",
+    method: str | None = None,
     p0: float = 0.9,
     gate: Gate | None = None,
     g0: float | None = None,
@@ -111,11 +123,14 @@ def generate(
     seed: int = 0,
     stop_strings: Sequence[str] = (),
     batch_size: int = 8,
+    allow_special_tokens: bool = False,
 ) -> GenerationResult:
     """Generate answers to ``prompts`` (chat template applied), steered by ``method``.
 
-    Returns the answers and, per prompt, a :class:`PromptAudit`. With ``method="conva"`` a gate is
-    required; rows where it stays closed are generated exactly as by the unsteered model.
+    Returns the answers and, per prompt, a :class:`PromptAudit`. ``method`` defaults to ``"conva"``
+    with a vector and ``"none"`` without. With ``method="conva"`` a gate is required; rows where it
+    stays closed are generated exactly as by the unsteered model. Control-token strings in the
+    prompts are read as text (:mod:`workbench.chat_template`) unless ``allow_special_tokens``.
 
     Decoding is Hugging Face ``generate`` (KV cache) on :func:`workbench.model.plain_twin`, steered
     by the same hook arithmetic as :func:`workbench.steering.steer` (:mod:`workbench.fastpath`;
@@ -129,6 +144,8 @@ def generate(
     prompts = list(prompts)
     if not prompts:
         raise ValueError("No prompts given: pass at least one prompt.")
+    if method is None:
+        method = "none" if vector is None else "conva"
     if method not in GENERATION_METHODS:
         raise ValueError(f"Unknown method {method!r}; use one of {GENERATION_METHODS}.")
     if mode not in MODES:
@@ -154,9 +171,10 @@ def generate(
         system_prompt = f"{value_prompt} {system_prompt}" if system_prompt else value_prompt
 
     twin = twin_unless_hooked(model)  # same weights, no wrapper overhead; built once, shared with the gate
-    scores = gate.score(prompts, model, twin=twin) if (gate is not None and method == "conva") else None
+    gate_texts = prompts if allow_special_tokens else [escape_special_tokens(p, model.tokenizer) for p in prompts]
+    scores = gate.score(gate_texts, model, twin=twin) if (gate is not None and method == "conva") else None
     threshold = (gate.g0 if g0 is None else check_probability("g0", g0)) if scores is not None else None
-    chats = chat_texts(model, prompts, system_prompt)
+    chats = chat_texts(model, prompts, system_prompt, allow_special_tokens=allow_special_tokens)
     texts: list[str] = []
     audits: list[PromptAudit] = []
     for start in range(0, len(prompts), batch_size):

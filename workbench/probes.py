@@ -21,12 +21,13 @@ from sklearn.preprocessing import StandardScaler
 
 from workbench import __version__
 from workbench.activations import extract
-from workbench.datasets import ContrastPair, split_pairs
+from workbench.datasets import ContrastPair, as_pairs, split_pairs
 from workbench.io import text_hash
 from workbench.model import HOOK_SITE, fingerprint, model_info
+from workbench.values import value_name
 from workbench.vectors import ValueVector
 
-__all__ = ["DEFAULT_C", "NoLayerQualifies", "fit_probes", "pair_activations", "probe_value", "select_layers"]
+__all__ = ["DEFAULT_C", "NoLayerQualifies", "check_c", "fit_probes", "pair_activations", "probe_value", "select_layers"]
 
 
 # Inverse regularisation of the logistic probes. ConVA's shift is eps = (logit(P0) - b - w.e) / ||w||, so a
@@ -39,6 +40,35 @@ class NoLayerQualifies(ValueError):
     """No layer reaches the accuracy threshold outside the excluded last layers."""
 
 
+# Below this many held-out pairs the test accuracies that choose the steering layers are too noisy to trust.
+MIN_TEST_PAIRS = 20
+
+
+class SmallTestSplitWarning(UserWarning):
+    """The held-out split has fewer than :data:`MIN_TEST_PAIRS` pairs; the message gives the 95% interval."""
+
+
+def _warn_small_split(n_test: int, test_acc: torch.Tensor, threshold: float, n_layers_passing: int,
+                      test_fraction: float) -> None:
+    import warnings
+
+    from workbench.stats import wilson_interval
+
+    n = 2 * n_test  # both sides of each test pair are scored
+    best = float(test_acc.max())
+    lo, hi = wilson_interval(best, n)
+    lo_t, hi_t = wilson_interval(threshold, n)
+    warnings.warn(
+        f"Only {n_test} held-out pairs ({n} test sentences): the best test accuracy {best:.3f} has a 95% Wilson "
+        f"interval [{lo:.2f}, {hi:.2f}], and an accuracy of {threshold} one of [{lo_t:.2f}, {hi_t:.2f}], so the "
+        f"{n_layers_passing} layer(s) above the threshold may pass by chance. Use at least "
+        f"{math.ceil(MIN_TEST_PAIRS / test_fraction)} pairs ({MIN_TEST_PAIRS} held out at test_fraction "
+        f"{test_fraction}) before trusting the layer choice.",
+        SmallTestSplitWarning,
+        stacklevel=3,
+    )
+
+
 def fit_layer(x_train: np.ndarray, y_train: np.ndarray, c: float, seed: int) -> tuple[np.ndarray, float]:
     """Fit one logistic probe on standardised features and fold the scaling back into (w, b)."""
     scaler = StandardScaler().fit(x_train)
@@ -48,6 +78,13 @@ def fit_layer(x_train: np.ndarray, y_train: np.ndarray, c: float, seed: int) -> 
     w = clf.coef_[0] / scale
     b = float(clf.intercept_[0] - np.dot(clf.coef_[0], scaler.mean_ / scale))
     return w, b
+
+
+def check_c(c: object) -> float:
+    """Return the probes' inverse regularisation ``c`` if it is a finite positive number, else raise a clear error."""
+    if not (isinstance(c, numbers.Real) and not isinstance(c, bool) and math.isfinite(c) and c > 0):
+        raise ValueError(f"c (inverse regularisation strength) must be a positive number, got {c!r}.")
+    return float(c)
 
 
 def fit_probes(
@@ -77,8 +114,7 @@ def fit_probes(
                              f"{tuple(pos_train.shape[1:])}: all four sets must come from the same model and layers.")
         if not bool(torch.isfinite(t).all()):
             raise ValueError(f"{name} holds NaN or inf activations; the model output is broken (check its dtype).")
-    if not (isinstance(c, numbers.Real) and not isinstance(c, bool) and math.isfinite(c) and c > 0):
-        raise ValueError(f"c (inverse regularisation strength) must be a positive number, got {c!r}.")
+    check_c(c)
     x_train = torch.cat([pos_train, neg_train]).double().numpy()
     x_test = torch.cat([pos_test, neg_test]).double().numpy()
     y_train = np.r_[np.ones(len(pos_train)), np.zeros(len(neg_train))]
@@ -153,18 +189,23 @@ def probe_value(
     batch_size: int = 32,
     cache: bool = False,
     progress: bool = True,
+    value: str | None = None,
 ) -> ValueVector:
     """Extract activations for ``pairs``, fit per-layer probes and pick steering layers.
 
     With ``shuffle_labels`` no layer is expected to qualify; the vector then keeps all candidate
     layers so the accuracy curve can still be inspected. ``fallback_top=k`` steers the k best layers
-    when none passes the threshold; ``meta["layer_selection"]`` then says so.
+    when none passes the threshold; ``meta["layer_selection"]`` then says so. Fewer than
+    :data:`MIN_TEST_PAIRS` held-out pairs warn (:class:`SmallTestSplitWarning`) with the 95% interval
+    that the test accuracy then carries. ``pairs`` may be anything :func:`workbench.datasets.as_pairs`
+    takes (tuples need ``value=``, e.g. ``probe_value(model, [(pos, neg), ...], value="honesty")``).
     """
     if isinstance(pairs, ContrastPair) or not pairs:
         raise ValueError("No pairs given: the data set is empty (pass a list of ContrastPair, e.g. load_pairs(value)).")
-    wrong = [type(p).__name__ for p in pairs if not isinstance(p, ContrastPair)]
-    if wrong:
-        raise ValueError(f"pairs must be ContrastPair objects (from load_pairs / read_pairs), got {wrong[0]}.")
+    if not all(isinstance(p, ContrastPair) for p in pairs):
+        pairs = as_pairs(pairs, value=value)
+    elif value is not None and {p.value for p in pairs} != {value_name(value)}:
+        raise ValueError(f"value={value!r} but the pairs are for {sorted({p.value for p in pairs})}.")
     values = {p.value for p in pairs}
     if len(values) != 1:
         raise ValueError(f"Pairs mix several values {sorted(values)}; probe one value at a time.")
@@ -173,6 +214,7 @@ def probe_value(
         raise ValueError(f"exclude_last must be in 0..{n_layers - 1} for this {n_layers}-layer model, got {exclude_last}.")
     if not (isinstance(threshold, numbers.Real) and not isinstance(threshold, bool) and 0.0 <= threshold < 1.0):
         raise ValueError(f"threshold (test accuracy a steering layer must exceed) must be in [0, 1), got {threshold!r}.")
+    check_c(c)  # before the extraction, which is the slow part
     texts, sets = pair_activations(model, pairs, test_fraction, seed, batch_size, cache, progress)
     a, b = len(sets[0]), len(sets[2])
     fit = fit_probes(*sets, c=c, seed=seed, shuffle_labels=shuffle_labels)
@@ -187,6 +229,9 @@ def probe_value(
             selection = f"fallback-top-{fallback_top}"
         else:
             raise
+    if b < MIN_TEST_PAIRS:
+        passing = sum(float(a) > threshold for a in fit["test_acc"][: n_layers - exclude_last])
+        _warn_small_split(b, fit["test_acc"], threshold, passing, test_fraction)
     meta = {**model_info(model), "model_fingerprint": fingerprint(model), "hook_site": HOOK_SITE,
             "dataset": dataset, "data_hash": text_hash(texts), "n_train_pairs": a, "n_test_pairs": b,
             "test_fraction": test_fraction,

@@ -12,7 +12,7 @@ import io
 from pathlib import Path
 
 from workbench.datasets import DataError, check_text, data_root, parse_json_line, read_text_lines
-from workbench.values import get_value
+from workbench.values import get_value, is_known_value, value_name
 
 __all__ = ["load_unrelated_prompts", "load_value_prompts", "read_prompts", "read_split_prompts"]
 
@@ -47,7 +47,11 @@ _read_split_file = read_split_prompts  # former private name
 
 
 def load_value_prompts(value: str) -> tuple[list[str], list[str]]:
-    """Shipped (train, held-out test) prompts where ``value`` is at stake."""
+    """Shipped (train, held-out test) prompts where ``value`` is at stake (one of the 10 values)."""
+    if not is_known_value(value):
+        name = value_name(value)  # a typo of a known value raises here with the closest match
+        raise ValueError(f"No shipped prompts for {name!r}: it is not one of the 10 values. Pass your own prompts "
+                         "(train_gate(..., positives=[...]), `workbench steer --gate-prompts FILE`).")
     return read_split_prompts(data_root() / "prompts" / "values" / f"{get_value(value).name}.jsonl")
 
 
@@ -57,7 +61,9 @@ def load_unrelated_prompts() -> tuple[list[str], list[str]]:
 
 
 def _read_csv(path: Path, lines: list[str]) -> list[str]:
-    reader = csv.DictReader(io.StringIO("\n".join(lines), newline=""))
+    # strict: an unterminated quote is an error, not the rest of the file read as one prompt
+    reader = csv.DictReader(io.StringIO("\n".join(lines), newline=""), strict=True)
+    done = 0  # lines consumed by complete rows
     try:
         columns = reader.fieldnames or []
         if "text" not in columns:
@@ -68,7 +74,13 @@ def _read_csv(path: Path, lines: list[str]) -> list[str]:
             text = row.get("text")
             if isinstance(text, str) and text.strip():
                 texts.append(check_text(path, reader.line_num, text, "text").strip())
+            done = reader.line_num
     except csv.Error as err:
+        if "unexpected end of data" in str(err):
+            start = next((n for n in range(done + 1, len(lines) + 1) if lines[n - 1].strip()), done + 1)
+            raise DataError(f"{path}:{start}: unterminated quoted field: the quote opened on line {start} is never "
+                            "closed, so the rest of the file would be read as one prompt. Close the quote (write "
+                            'a quote inside quoted text as "").') from None
         raise DataError(f"{path}:{reader.line_num}: malformed CSV ({err}). Quote fields that hold commas or quotes.") from None
     return texts
 

@@ -29,13 +29,13 @@ from typing import Any
 import torch
 from jaxtyping import Float
 
+from workbench.constants import MODES
 from workbench.model import hook_name
 from workbench.vectors import ValueVector
 
 __all__ = ["MAX_COEF", "MODES", "LayerRecord", "SteeringRecord", "check_coef", "closed_form_eps", "steer",
            "steering_hooks"]
 
-MODES = ("prompt-once", "per-step")
 METHODS = ("conva", "caa")
 MAX_COEF = 1000.0  # |coef| beyond this multiplies the mean difference into nonsense (or inf/NaN activations)
 

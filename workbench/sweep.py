@@ -35,7 +35,7 @@ from workbench.evaluation.metrics import answer_perplexity, calibrate_fluency, f
 from workbench.generation import chat_texts, generate
 from workbench.io import atomic_write_text
 from workbench.prompts import load_value_prompts
-from workbench.values import get_value
+from workbench.values import get_value, value_name
 from workbench.vectors import ValueVector
 
 __all__ = ["COEF_GRID", "FALLBACK", "P0_GRID", "SteeringDefaults", "SweepRow", "load_defaults", "save_defaults",
@@ -144,4 +144,4 @@ def load_defaults(path: str | Path | None = None) -> dict[str, SteeringDefaults]
 
 def steering_defaults(value: str, path: str | Path | None = None) -> SteeringDefaults:
     """The swept P0 and CAA coefficient for ``value`` (:data:`FALLBACK` where there is none)."""
-    return load_defaults(path).get(get_value(value).name, FALLBACK)
+    return load_defaults(path).get(value_name(value), FALLBACK)

@@ -6,11 +6,14 @@ Example:
     'self-enhancement'
     >>> len(VALUE_NAMES)
     10
+    >>> value_name("Self direction"), value_name("honesty")   # a concept of your own keeps its name
+    ('self-direction', 'honesty')
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 
 __all__ = [
@@ -20,7 +23,9 @@ __all__ = [
     "Value",
     "circumplex_distance",
     "get_value",
+    "is_known_value",
     "resolve_values",
+    "value_name",
 ]
 
 
@@ -109,25 +114,72 @@ GROUPS: dict[str, tuple[str, ...]] = {
 _BY_NAME = {v.name: v for v in VALUES}
 
 
+def _key(name: str) -> str:
+    key = name.strip().lower().replace("_", "-").replace(" ", "-")
+    return "self-direction" if key == "selfdirection" else key
+
+
+def _unknown(name: str, key: str, cutoff: float = 0.6) -> ValueError:
+    close = difflib.get_close_matches(key, VALUE_NAMES, n=1, cutoff=cutoff)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return ValueError(f"Unknown value {name!r}.{hint} Known values: {', '.join(VALUE_NAMES)}.")
+
+
 def get_value(name: str) -> Value:
     """Return the :class:`Value` called ``name``; unknown names raise with the closest match."""
-    key = name.strip().lower().replace("_", "-").replace(" ", "-")
-    if key == "selfdirection":
-        key = "self-direction"
+    key = _key(name)
     if key in _BY_NAME:
         return _BY_NAME[key]
-    close = difflib.get_close_matches(key, VALUE_NAMES, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"Unknown value {name!r}.{hint} Known values: {', '.join(VALUE_NAMES)}.")
+    raise _unknown(name, key)
+
+
+# A concept of your own: its name becomes a file stem (``vectors/<name>.safetensors``), so it is kept short and plain.
+_CUSTOM_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+# Names this close to one of the 10 values (difflib ratio) are taken for typos, not for new concepts.
+TYPO_CUTOFF = 0.8
+
+
+def is_known_value(name: str) -> bool:
+    """True for one of the 10 shipped values (any spelling :func:`get_value` accepts)."""
+    return isinstance(name, str) and _key(name) in _BY_NAME
+
+
+def value_name(name: str) -> str:
+    """The canonical name of a shipped value, or of a concept of your own (e.g. ``"honesty"``).
+
+    Case, spaces and underscores are folded (``"Self direction"`` -> ``"self-direction"``). A name that
+    is not one of the 10 values is accepted as a custom concept if it is 1-64 characters of ``a-z``,
+    ``0-9`` and ``-``, and is not a likely typo of a known value (``"powr"`` raises "Did you mean 'power'?").
+
+    Example:
+        >>> value_name("honesty")
+        'honesty'
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"A value name must be a string, got {type(name).__name__}.")
+    key = _key(name)
+    if key in _BY_NAME:
+        return key
+    if difflib.get_close_matches(key, VALUE_NAMES, n=1, cutoff=TYPO_CUTOFF):
+        raise _unknown(name, key, TYPO_CUTOFF)
+    if not _CUSTOM_NAME.fullmatch(key):
+        shown = name if len(name) <= 40 else name[:37] + "..."
+        raise ValueError(f"Value name {shown!r} is not one of the 10 values ({', '.join(VALUE_NAMES)}), and a concept "
+                         "of your own needs a name of 1-64 characters a-z, 0-9 and '-' (e.g. 'honesty').")
+    return key
 
 
 def resolve_values(spec: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """Turn ``"all"``, ``"power,security"`` or a list of names into canonical value names."""
+    """Turn ``"all"``, ``"power,security"`` or a list of names into canonical value names.
+
+    Names of your own concepts pass through :func:`value_name` (``"power,honesty"``); typos of known
+    values raise with the closest match.
+    """
     if isinstance(spec, str):
         if spec.strip().lower() == "all":
             return VALUE_NAMES
         spec = [s for s in spec.split(",") if s.strip()]
-    names = tuple(dict.fromkeys(get_value(s).name for s in spec))
+    names = tuple(dict.fromkeys(value_name(s) for s in spec))
     if not names:
         raise ValueError("No values given. Pass 'all' or a comma-separated list such as 'power,security'.")
     return names

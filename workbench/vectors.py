@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from jaxtyping import Float
 from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 
-from workbench.io import atomic_path
+from workbench.io import atomic_path, check_input_path, check_output_path
 
 __all__ = [
     "FORMAT_VERSION",
@@ -80,6 +81,40 @@ class ValueVector:
         w = self.weight[layer].to(resid.device, resid.dtype)
         return torch.sigmoid(resid @ w + self.bias[layer].to(resid.device, resid.dtype))
 
+    def similarity(self, other: ValueVector) -> dict[int, float]:
+        """Cosine similarity of the two probe directions at every layer both vectors have.
+
+        Example:
+            >>> power.similarity(benevolence)[12]      # opposite values: negative
+            -0.31
+        """
+        if not isinstance(other, ValueVector):
+            raise TypeError(f"similarity needs another ValueVector, got {type(other).__name__}.")
+        if other.d_model != self.d_model:
+            raise ValueError(f"Vectors of different widths ({self.d_model} vs {other.d_model}) come from different models.")
+        n = min(self.n_layers, other.n_layers)
+        cos = torch.nn.functional.cosine_similarity(self.weight[:n].double(), other.weight[:n].double(), dim=1)
+        return {layer: float(cos[layer]) for layer in range(n)}
+
+    def to_frame(self) -> Any:
+        """The accuracy curve as a pandas DataFrame: one row a layer (``layer``, ``train_acc``, ``test_acc``,
+        ``steering``, ``weight_norm``). Needs pandas (``pip install pandas``).
+
+        Example:
+            >>> vec.to_frame().query("steering")
+        """
+        from workbench.tables import require_pandas
+
+        pd = require_pandas()
+        return pd.DataFrame({
+            "value": self.value,
+            "layer": range(self.n_layers),
+            "train_acc": self.train_acc.tolist(),
+            "test_acc": self.test_acc.tolist(),
+            "steering": [layer in self.layers for layer in range(self.n_layers)],
+            "weight_norm": self.weight.norm(dim=1).tolist(),
+        })
+
     def with_layers(self, layers: tuple[int, ...] | list[int]) -> ValueVector:
         """A copy steering ``layers`` instead (validated against the layer count)."""
         layers = tuple(sorted({int(x) for x in layers}))
@@ -126,9 +161,18 @@ def write_artefact(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str,
 
     The sidecar records the SHA-256 of the tensor file, so a pair from two different saves (e.g. a
     crash between the two renames) is detected on load. The metadata is serialised first: a value
-    JSON cannot hold fails before anything is written.
+    JSON cannot hold fails before anything is written. A suffix other than ``.safetensors`` (or none,
+    or the ``.json`` of the sidecar) is refused: ``x.pt`` would otherwise silently become ``x.safetensors``.
     """
+    if Path(path).suffix.lower() not in ("", ".safetensors", ".json"):
+        raise ValueError(f"Cannot save to {path}: {kind.replace('_', ' ')}s are written as a .safetensors file plus a "
+                         f".json sidecar (never pickled), so a {Path(path).suffix!r} file is not made. Pass "
+                         f"{Path(path).with_suffix('.safetensors')}.")
     path = Path(path).with_suffix(".safetensors")
+    # Both targets are checked before either is touched: a folder in the way of the second rename would
+    # otherwise fail after the first had already replaced its file (a half-saved artefact).
+    for target in (path, path.with_suffix(".json")):
+        check_output_path(target, f"The {kind.replace('_', ' ')} file")
     data = save_bytes({k: v.detach().float().cpu().contiguous() for k, v in tensors.items()},
                       metadata={"format_version": str(FORMAT_VERSION)})
     full = {**meta, "format_version": FORMAT_VERSION, "kind": kind, "tensors_sha256": hashlib.sha256(data).hexdigest()}
@@ -157,8 +201,9 @@ def save_vector(vector: ValueVector, path: str | Path) -> Path:
 def read_meta(path: Path, kind: str) -> dict[str, Any]:
     """Read and check the JSON sidecar of an artefact."""
     meta_path = path.with_suffix(".json")
-    if not meta_path.is_file():
+    if not os.path.lexists(meta_path):
         raise ArtefactError(f"{meta_path} is missing: {kind} files come as .safetensors + .json pairs.")
+    check_input_path(meta_path, f"The metadata of the {kind}", error=ArtefactError)  # a folder, FIFO, link loop
     if meta_path.stat().st_size > _MAX_META_BYTES:
         raise ArtefactError(f"{meta_path} is {meta_path.stat().st_size} bytes, too large for {kind} metadata. "
                             f"Re-save the {kind}.")
@@ -174,6 +219,12 @@ def read_meta(path: Path, kind: str) -> dict[str, Any]:
         raise ArtefactError(f"{meta_path} does not describe a {kind} (its kind is {found!r}). "
                             "Load it with the matching function (load_vector / load_gate).")
     version = meta.get("format_version")
+    if type(version) is not int and str(version).strip() == str(FORMAT_VERSION):
+        raise ArtefactError(
+            f"{meta_path}: format_version is {type(version).__name__} {version!r}, but it must be the JSON "
+            f"integer {FORMAT_VERSION} (the file was edited or written by another tool). Write "
+            f'"format_version": {FORMAT_VERSION} without quotes, or re-create the {kind}.'
+        )
     if type(version) is not int or version != FORMAT_VERSION:
         raise ArtefactError(
             f"{meta_path} has format version {str(version)[:40]!r}; this package reads version "
@@ -188,8 +239,7 @@ def read_tensors(path: Path, kind: str, meta: dict[str, Any] | None = None) -> d
     Never unpickles anything. With ``meta`` holding ``tensors_sha256``, a tensor file from another
     save than its sidecar is refused.
     """
-    if not path.is_file():
-        raise FileNotFoundError(f"{kind} file {path} does not exist.")
+    check_input_path(path, f"{kind[:1].upper()}{kind[1:]} file", error=ArtefactError)  # says folder/FIFO/loop
     data = path.read_bytes()
     try:
         tensors = load_bytes(data)

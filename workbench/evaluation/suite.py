@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from workbench.constants import SUITE_METHODS
 from workbench.datasets import load_pairs
 from workbench.evaluation.capability import load_mmlu, mmlu_predictions, wikitext_perplexity
 from workbench.evaluation.judges import EncoderJudge, LLMJudge, train_encoder_judge
@@ -46,7 +47,6 @@ from workbench.vectors import ValueVector, load_vector, save_vector
 
 __all__ = ["CONDITIONS", "SUITE_METHODS", "SuiteConfig", "SuiteResult", "run_suite"]
 
-SUITE_METHODS = ("none", "prompt", "caa", "conva", "conva-nogate", "conva-naive")
 CONDITIONS = ("plain", "negative-prompt")
 
 
@@ -79,6 +79,24 @@ class SuiteResult:
     results: tuple[tuple[str, str, str, float, float, int], ...]
     capability: tuple[tuple[str, str, float, int], ...]
     summary: str = field(repr=False, default="")
+
+    def to_frame(self, table: str = "results") -> Any:
+        """``results`` (one row per value x method x condition) or ``capability`` as a pandas DataFrame.
+
+        Example:
+            >>> result.to_frame().pivot_table(index="value", columns="method", values="csr")
+        """
+        from workbench.tables import require_pandas
+
+        tables = {"results": (self.results, RESULT_COLUMNS), "capability": (self.capability, CAPABILITY_COLUMNS)}
+        if table not in tables:
+            raise ValueError(f"Unknown table {table!r}; use 'results' or 'capability'.")
+        rows, columns = tables[table]
+        return require_pandas().DataFrame(list(rows), columns=list(columns))
+
+
+RESULT_COLUMNS = ("value", "method", "condition", "csr", "fluency", "n")
+CAPABILITY_COLUMNS = ("method", "benchmark", "score", "n")
 
 
 def _strengths(cfg: SuiteConfig, value: str) -> tuple[float, float]:
@@ -305,8 +323,8 @@ def run_suite(model: Any, cfg: SuiteConfig,
             fluent = list(fluency_flags(answers, ppl, calibration))
         results.append((value, method, condition, control_success_rate(verdicts), float(np.mean(fluent)), len(recs)))
     capability = _capability(model, cfg, fp, artefacts)
-    write_csv(cfg.out / "results.csv", ["value", "method", "condition", "csr", "fluency", "n"], results)
-    write_csv(cfg.out / "capability.csv", ["method", "benchmark", "score", "n"], capability)
+    write_csv(cfg.out / "results.csv", RESULT_COLUMNS, results)
+    write_csv(cfg.out / "capability.csv", CAPABILITY_COLUMNS, capability)
     summary = _summary(results, capability, cfg.methods)
     atomic_write_text(cfg.out / "summary.md", summary)
     atomic_write_text(cfg.out / "fluency_calibration.json", json.dumps(calibration.__dict__) + "\n")

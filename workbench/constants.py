@@ -1,0 +1,25 @@
+"""Names the command line offers as choices, kept in a module that imports nothing heavy.
+
+The modules that implement them (steering, generation, gates, the suite, judges, datasets) import
+these tuples from here, so each default lives in one place and ``workbench --help`` needs neither
+torch nor transformers.
+
+Example:
+    >>> from workbench.constants import MODES
+    >>> MODES
+    ('prompt-once', 'per-step')
+"""
+
+from __future__ import annotations
+
+__all__ = ["DATASETS", "DEFAULT_MODEL", "DTYPES", "GATE_KINDS", "GENERATION_METHODS", "JUDGE_NAMES", "MODES",
+           "SUITE_METHODS"]
+
+DEFAULT_MODEL = "embedded:smollm2-135m-instruct"
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+DATASETS = ("controlled", "naive")
+MODES = ("prompt-once", "per-step")
+GENERATION_METHODS = ("none", "prompt", "caa", "conva", "conva-nogate")
+SUITE_METHODS = ("none", "prompt", "caa", "conva", "conva-nogate", "conva-naive")
+GATE_KINDS = ("residual", "encoder")
+JUDGE_NAMES = ("touche", "llm", "pairs", "url")
