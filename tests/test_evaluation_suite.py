@@ -17,7 +17,7 @@ def test_encoder_judge_prefers_value_laden_text():
 class KeywordJudge:
     """A cheap, deterministic stand-in judge: the suite's bookkeeping is under test here, not the judge."""
 
-    def judge(self, texts):
+    def judge(self, texts, questions=None):
         return np.array(["e" in t for t in texts])
 
 

@@ -2,8 +2,9 @@
 
 For each value, answers to the value's *training* prompts (never the held-out ones the evaluation
 uses) are generated unsteered, with ConVA (gate ignored: every prompt here is about the value) at
-each P0 of the grid, and with CAA at each coefficient. The offline judge gives the control success
-rate (CSR) and the mean judge probability; fluency is judged against thresholds calibrated on the
+each P0 of the grid, and with CAA at each coefficient. The judge (``judge``, default ``touche``: trained
+on Touché23, not on the pairs the vectors come from) gives the control success rate (CSR) and the mean
+judge probability; fluency is judged against thresholds calibrated on the
 unsteered answers. Per method, the chosen setting has the highest CSR among those whose fluency is at
 least ``min_fluency`` times the unsteered fluency; CSR ties go to the higher mean probability, then
 to the weaker setting. When none keeps fluent enough, the weakest wins.
@@ -30,7 +31,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from workbench.datasets import data_root
-from workbench.evaluation.judges import EncoderJudge, train_encoder_judge
+from workbench.evaluation.judges import DEFAULT_JUDGE, load_judge
 from workbench.evaluation.metrics import answer_perplexity, calibrate_fluency, fluency_flags, repetition_ratio
 from workbench.generation import chat_texts, generate
 from workbench.io import atomic_write_text
@@ -83,10 +84,14 @@ def sweep_defaults(
     n_prompts: int = 12,
     max_new_tokens: int = 24,
     min_fluency: float = 0.8,
-    judge_factory: Callable[[str], EncoderJudge] = train_encoder_judge,
+    judge_factory: Callable[[str], Any] | None = None,
     progress: bool = True,
+    judge: str = DEFAULT_JUDGE,
 ) -> tuple[list[SweepRow], dict[str, SteeringDefaults]]:
-    """Sweep P0 and the CAA coefficient per value on its training prompts; returns all rows and the choice."""
+    """Sweep P0 and the CAA coefficient per value on its training prompts; returns all rows and the choice.
+
+    The judge is ``judge_factory(value)`` when given, else ``load_judge(judge, value)``.
+    """
     if not vectors:
         raise ValueError("No vectors to sweep: pass {value: ValueVector}.")
     if n_prompts < 1:
@@ -109,12 +114,12 @@ def sweep_defaults(
         ppl = {k: answer_perplexity(model, chats, a) for k, a in answers.items()}
         base = answers[("none", 0.0)]
         calibration = calibrate_fluency(list(ppl[("none", 0.0)]), [repetition_ratio(a) for a in base])
-        judge = judge_factory(name)
+        scorer = judge_factory(name) if judge_factory is not None else load_judge(judge, name)
         value_rows = []
         for method, s in settings:
-            prob = judge.probability(answers[(method, s)])
+            prob = np.asarray(scorer.probability(answers[(method, s)], prompts))
             flags = fluency_flags(answers[(method, s)], ppl[(method, s)], calibration)
-            value_rows.append(SweepRow(name, method, s, float(np.mean(prob >= judge.threshold)),
+            value_rows.append(SweepRow(name, method, s, float(np.mean(prob >= scorer.threshold)),
                                        float(np.mean(flags)), len(prompts), float(np.mean(prob))))
         rows += value_rows
         base_fluency = value_rows[0].fluency

@@ -1,7 +1,9 @@
 """The comparison suite: every value x method x condition, judged, plus capability with and without steering.
 
 Writes ``results.csv`` (``value,method,condition,csr,fluency,n``), ``capability.csv``
-(``method,benchmark,score,n``) and ``summary.md``. Generations are cached per value, method and
+(``method,benchmark,score,n``), ``summary.md`` and ``judge.json`` (which judge gave the CSR, with its
+thresholds). The judge is ``cfg.judge`` (:func:`workbench.evaluation.judges.load_judge`; default
+``touche``, trained on labels nobody here wrote). Generations are cached per value, method and
 condition under ``out/generations/``, and MMLU predictions per method and value slice under
 ``out/mmlu/``, so an interrupted run resumes where it stopped.
 
@@ -26,7 +28,7 @@ from tqdm.auto import tqdm
 from workbench.constants import SUITE_METHODS
 from workbench.datasets import load_pairs
 from workbench.evaluation.capability import load_mmlu, mmlu_predictions, wikitext_perplexity
-from workbench.evaluation.judges import EncoderJudge, LLMJudge, train_encoder_judge
+from workbench.evaluation.judges import DEFAULT_JUDGE, JUDGE_NAMES, load_judge
 from workbench.evaluation.metrics import (
     answer_perplexity,
     calibrate_fluency,
@@ -69,8 +71,9 @@ class SuiteConfig:
     max_new_tokens: int = 48
     batch_size: int = 8
     seed: int = 0
+    judge: str | None = None  # one of JUDGE_NAMES; None: "url" when judge_url is set, else "touche"
     judge_url: str | None = None
-    judge_model: str | None = None
+    judge_model: str | None = None  # url: the endpoint's model name; llm: a load_model source (default: research model)
     progress: bool = True
 
 
@@ -261,8 +264,11 @@ def _capability(model: Any, cfg: SuiteConfig, fp: str,
 
 
 def _summary(results: Sequence[tuple[str, str, str, float, float, int]], capability: Sequence[tuple[str, str, float, int]],
-             methods: Sequence[str]) -> str:
+             methods: Sequence[str], judge_meta: dict[str, Any] | None = None) -> str:
     lines = ["# Evaluation summary", ""]
+    if judge_meta:
+        model = f" ({judge_meta['judge_model']})" if judge_meta.get("judge_model") else ""
+        lines += [f"Value judge: `{judge_meta['judge']}`{model}; fluency: {judge_meta['fluency']}.", ""]
     for condition in CONDITIONS:
         lines += [f"## Control success rate / fluency — {condition}", "",
                   "| value | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
@@ -280,18 +286,38 @@ def _summary(results: Sequence[tuple[str, str, str, float, float, int]], capabil
     return "\n".join(lines) + "\n"
 
 
-def run_suite(model: Any, cfg: SuiteConfig,
-              judge_factory: Callable[[str], EncoderJudge] = train_encoder_judge) -> SuiteResult:
-    """Run the whole comparison and write results.csv, capability.csv and summary.md into ``cfg.out``.
+def judge_name(cfg: SuiteConfig) -> str:
+    """The judge a config uses: ``cfg.judge``, else ``url`` when an endpoint is given, else ``touche``."""
+    name = cfg.judge or ("url" if cfg.judge_url else DEFAULT_JUDGE)
+    if name not in JUDGE_NAMES:
+        raise ValueError(f"Unknown judge {name!r}; use one of {', '.join(JUDGE_NAMES)}.")
+    return name
 
-    ``judge_factory(value)`` builds the offline value judge (default: the sentence-encoder judge); it
-    is not used when ``cfg.judge_url`` names an LLM judge.
+
+def _judge_factory(cfg: SuiteConfig) -> Callable[[str], Any]:
+    name = judge_name(cfg)
+    if name == "url":
+        return lambda v: load_judge("url", v, cfg.judge_model, url=cfg.judge_url, cache=cfg.out / "judge_cache")
+    if name == "llm":
+        from workbench.model import load_model
+
+        judge_model = load_model(cfg.judge_model) if cfg.judge_model else None
+        return lambda v: load_judge("llm", v, judge_model)
+    return lambda v: load_judge(name, v)
+
+
+def run_suite(model: Any, cfg: SuiteConfig, judge_factory: Callable[[str], Any] | None = None) -> SuiteResult:
+    """Run the whole comparison and write results.csv, capability.csv, summary.md and judge.json into ``cfg.out``.
+
+    ``judge_factory(value)`` builds the value judge (default: ``load_judge(cfg.judge, value)``). With
+    the ``url`` judge, fluency is the endpoint's verdict too; otherwise perplexity and repetition.
     """
     bad = [m for m in cfg.methods if m not in SUITE_METHODS]
     if bad:
         raise ValueError(f"Unknown methods {bad}; use any of {', '.join(SUITE_METHODS)}.")
+    name = judge_name(cfg) if judge_factory is None else "custom"
+    factory = _judge_factory(cfg) if judge_factory is None else judge_factory
     fp = fingerprint(model)
-    llm = LLMJudge(cfg.judge_url, cfg.judge_model, cache_dir=cfg.out / "judge_cache") if cfg.judge_url else None
     artefacts: dict[str, tuple[ValueVector, ValueVector | None, Gate]] = {}
     records: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     prompts_by_value: dict[str, list[str]] = {}
@@ -308,24 +334,29 @@ def run_suite(model: Any, cfg: SuiteConfig,
         [r for recs in records.values() for r in recs]
     calibration = calibrate_fluency([r["perplexity"] if r["perplexity"] is not None else np.inf for r in base],
                                     [repetition_ratio(r["answer"]) for r in base])
-    judges: dict[str, EncoderJudge] = {}
+    judges: dict[str, Any] = {}
+    fluency_judge = load_judge("url", None, cfg.judge_model, rubric="fluency", url=cfg.judge_url,
+                               cache=cfg.out / "judge_cache") if name == "url" else None
     results = []
     for (value, method, condition), recs in records.items():
         answers = [r["answer"] for r in recs]
-        if llm is not None:
-            verdicts = llm.judge_value(value, [r["prompt"] for r in recs], answers)
-            fluent = llm.judge_fluency(answers)
+        if value not in judges:
+            judges[value] = factory(value)
+        verdicts = list(judges[value].judge(answers, [r["prompt"] for r in recs]))
+        if fluency_judge is not None:
+            fluent = list(fluency_judge.judge(answers))
         else:
-            if value not in judges:
-                judges[value] = judge_factory(value)
-            verdicts = list(judges[value].judge(answers))
             ppl = [r["perplexity"] if r["perplexity"] is not None else np.inf for r in recs]
             fluent = list(fluency_flags(answers, ppl, calibration))
         results.append((value, method, condition, control_success_rate(verdicts), float(np.mean(fluent)), len(recs)))
     capability = _capability(model, cfg, fp, artefacts)
     write_csv(cfg.out / "results.csv", RESULT_COLUMNS, results)
     write_csv(cfg.out / "capability.csv", CAPABILITY_COLUMNS, capability)
-    summary = _summary(results, capability, cfg.methods)
+    judge_meta = {"judge": name, "judge_model": cfg.judge_model if name in ("url", "llm") else None,
+                  "fluency": "url judge" if name == "url" else "perplexity and repetition",
+                  "thresholds": {v: float(j.threshold) for v, j in judges.items() if hasattr(j, "threshold")}}
+    summary = _summary(results, capability, cfg.methods, judge_meta)
     atomic_write_text(cfg.out / "summary.md", summary)
+    atomic_write_text(cfg.out / "judge.json", json.dumps(judge_meta, indent=2) + "\n")
     atomic_write_text(cfg.out / "fluency_calibration.json", json.dumps(calibration.__dict__) + "\n")
     return SuiteResult(tuple(results), tuple(capability), summary)
