@@ -1,9 +1,10 @@
 """Does gated ConVA steering move answers toward the value, by measures it did not optimise?
 
 For each value: train a residual gate, report its held-out true/false-trigger rates; generate answers
-to held-out value prompts without and with ConVA; score the answers with (a) an independent
-sentence-encoder judge trained on our pairs (positive vs negative side) and (b) the value probe at a
-layer that was not steered, read by the unsteered model. Held-out unrelated prompts are generated
+to held-out value prompts without and with ConVA; score the answers with (a) a value judge (``--judge``,
+default ``touche``: trained on Touché23, independent of the pairs the vectors come from; ``pairs`` for
+the old pair-trained one) and (b) the value probe at a layer that was not steered, read by the
+unsteered model. Held-out unrelated prompts are generated
 too, and must come out unchanged (gate closed).
 
     python -m benchmarks.steering_effect --vectors out/vectors --n 8 --out out/steering_effect.json
@@ -20,7 +21,8 @@ import torch
 from scipy.stats import wilcoxon
 
 from workbench.activations import extract
-from workbench.evaluation.judges import train_encoder_judge
+from workbench.constants import JUDGE_NAMES
+from workbench.evaluation.judges import load_judge
 from workbench.gate import evaluate_gate, train_gate
 from workbench.generation import generate
 from workbench.io import atomic_write_text
@@ -47,6 +49,7 @@ def main() -> None:
     ap.add_argument("--p0", type=float, default=None, help="default: the per-value swept P0")
     ap.add_argument("--mode", choices=MODES, default="prompt-once", help="ConVA (prompt-once) or SCAV (per-step)")
     ap.add_argument("--max-new-tokens", type=int, default=32)
+    ap.add_argument("--judge", choices=JUDGE_NAMES, default="touche", help="value judge (recorded in every row)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     model = load_model()
@@ -65,8 +68,9 @@ def main() -> None:
         steered = generate(model, prompts + unrelated, vector=vec, gate=gate, method="conva", p0=p0, mode=args.mode,
                            **kw)
         n = len(prompts)
-        judge = train_encoder_judge(value)
-        j_plain, j_steer = judge.probability(list(plain.texts[:n])), judge.probability(list(steered.texts[:n]))
+        judge = load_judge(args.judge, value)
+        j_plain = np.asarray(judge.probability(list(plain.texts[:n]), prompts))
+        j_steer = np.asarray(judge.probability(list(steered.texts[:n]), prompts))
         held = model.cfg.n_layers - 2  # excluded from steering by construction
         safe = lambda ts: [t if t.strip() else "." for t in ts]  # noqa: E731
         a_plain = extract(model, safe(plain.texts[:n]), layers=[held], progress=False)[:, 0]
@@ -78,7 +82,7 @@ def main() -> None:
                 [a.fired for a in steered.audits[n:]])),
             "unrelated_unchanged": float(np.mean([a == b for a, b in zip(plain.texts[n:], steered.texts[n:],
                                                                           strict=True)])),
-            "judge_plain": float(j_plain.mean()), "judge_steered": float(j_steer.mean()),
+            "judge": args.judge, "judge_plain": float(j_plain.mean()), "judge_steered": float(j_steer.mean()),
             # paired, per prompt: how many answers the judge rates higher / lower after steering
             "judge_up": int(np.sum(j_steer > j_plain + 1e-9)), "judge_down": int(np.sum(j_steer < j_plain - 1e-9)),
             "judge_wilcoxon_p": _paired_p(j_steer, j_plain),
