@@ -197,6 +197,37 @@ def test_missing_file_and_folder(tmp_path, name):
 
 
 @pytest.mark.parametrize("name", sorted(TEXT_LOADERS))
+def test_fifo_and_link_loop_are_named_not_reported_missing(tmp_path, name):
+    import os
+
+    fifo = tmp_path / f"pipe{TEXT_LOADERS[name][0]}"
+    os.mkfifo(fifo)  # reading it would block forever
+    with pytest.raises(DataError, match=r"is a FIFO \(named pipe\), not a regular file") as info:
+        TEXT_LOADERS[name][1](fifo)
+    assert_clear(info.value, fifo)
+    loop = tmp_path / f"loop{TEXT_LOADERS[name][0]}"
+    os.symlink(loop.name, loop)
+    with pytest.raises(DataError, match="symbolic link loop") as info:
+        TEXT_LOADERS[name][1](loop)
+    assert_clear(info.value, loop)
+    dangling = tmp_path / f"dangling{TEXT_LOADERS[name][0]}"
+    os.symlink("nowhere.txt", dangling)
+    with pytest.raises(FileNotFoundError, match="broken symbolic link") as info:
+        TEXT_LOADERS[name][1](dangling)
+    assert_clear(info.value, dangling)
+
+
+def test_csv_prompts_with_an_unterminated_quote_name_the_line(tmp_path):
+    path = tmp_path / "prompts.csv"
+    path.write_text('text\nShould I take the promotion?\n"What is 7 x 8?\nHow do I boil an egg?\nWhy is the sky blue?\n')
+    with pytest.raises(DataError, match=r"prompts\.csv:3: unterminated quoted field") as info:
+        read_prompts(path)
+    assert_clear(info.value, path)
+    path.write_text('text\n"a prompt\nover two lines"\n"She said ""no"""\n')  # quoted newlines and quotes still read
+    assert read_prompts(path) == ["a prompt\nover two lines", 'She said "no"']
+
+
+@pytest.mark.parametrize("name", sorted(TEXT_LOADERS))
 def test_pickles_in_text_files_are_never_executed(tmp_path, name):
     marker = tmp_path / "marker"
     for i, payload in enumerate(malicious_pickles(marker)):

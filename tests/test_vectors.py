@@ -76,3 +76,57 @@ def test_with_layers_validates(tiny_model):
     assert vec.with_layers([3, 1, 1]).layers == (1, 3)
     with pytest.raises(ValueError):
         vec.with_layers([99])
+
+
+def test_save_is_all_or_nothing_when_the_tensor_path_is_a_folder(tiny_model, tmp_path):
+    path = save_vector(make_vector(tiny_model), tmp_path / "power.safetensors")
+    before = path.with_suffix(".json").read_bytes()
+    path.unlink()
+    path.mkdir()  # a folder where the tensor file goes
+    other = make_vector(tiny_model, layers=(0, 3))
+    with pytest.raises(ValueError, match="is a folder"):
+        save_vector(other, path)
+    assert path.with_suffix(".json").read_bytes() == before  # the sidecar was not replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["power.json", "power.safetensors"]  # no temporary left
+
+
+def test_save_refuses_a_folder_in_place_of_the_sidecar_or_a_file_as_parent(tiny_model, tmp_path):
+    (tmp_path / "v.json").mkdir()
+    with pytest.raises(ValueError, match="is a folder"):
+        save_vector(make_vector(tiny_model), tmp_path / "v.safetensors")
+    assert not (tmp_path / "v.safetensors").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        save_vector(make_vector(tiny_model), tmp_path / "file" / "v.safetensors")
+
+
+def test_format_version_as_a_string_says_so(tiny_model, tmp_path):
+    path = save_vector(make_vector(tiny_model), tmp_path / "v")
+    meta = json.loads(path.with_suffix(".json").read_text())
+    meta["format_version"] = "1"
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    with pytest.raises(ArtefactError, match=r"format_version is str '1', but it must be the JSON integer 1"):
+        load_vector(path)
+
+
+def test_a_folder_or_fifo_in_place_of_a_file_is_named_as_such(tiny_model, tmp_path):
+    import os
+
+    path = save_vector(make_vector(tiny_model), tmp_path / "v")
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(ArtefactError, match="is a folder, not a file"):
+        load_vector(path)
+    path.rmdir()
+    os.mkfifo(path)  # reading it would block forever
+    with pytest.raises(ArtefactError, match=r"is a FIFO \(named pipe\), not a regular file"):
+        load_vector(path)
+    path.unlink()
+    os.symlink(path.name, path)  # a link to itself
+    with pytest.raises(ArtefactError, match="symbolic link loop"):
+        load_vector(path)
+    sidecar = path.with_suffix(".json")
+    sidecar.rename(tmp_path / "meta.json")
+    sidecar.mkdir()
+    with pytest.raises(ArtefactError, match="is a folder, not a file"):
+        load_vector(path)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_text", "text_hash"]
+__all__ = ["atomic_path", "atomic_write_text", "check_input_path", "check_output_path", "text_hash"]
 
 
 def _read_umask() -> int:
@@ -59,6 +61,65 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if os.path.isfile(tmp) or os.path.islink(tmp):
             os.unlink(tmp)
+
+
+def check_input_path(path: str | Path, what: str = "File", kind: str = "file",
+                     error: type[ValueError] = ValueError) -> Path:
+    """Return ``path`` if it is an existing ``kind`` (``"file"`` or ``"folder"``), else raise a clear error.
+
+    ``FileNotFoundError`` when nothing is there (or a symbolic link points nowhere); ``ValueError`` saying
+    what is there instead: a folder where a file is expected (or the reverse), a FIFO, socket or device,
+    a symbolic-link loop, or a path that cannot be read (as ``error``, a ``ValueError`` subclass).
+    """
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise error(f"{what} {path} is a symbolic link loop (the link points back at itself). "
+                        "Fix or remove the link.") from None
+        if err.errno in (errno.ENOENT, errno.ENOTDIR):
+            if os.path.islink(path):
+                raise FileNotFoundError(f"{what} {path} is a broken symbolic link (to {os.readlink(path)!r}, "
+                                        "which does not exist).") from None
+            raise FileNotFoundError(f"{what} {path} does not exist.") from None
+        raise error(f"{what} {path} cannot be read ({err.strerror}).") from None
+    if kind == "folder":
+        if not stat.S_ISDIR(st.st_mode):
+            raise error(f"{what} {path} is a file, not a folder. Pass the folder itself.")
+        return path
+    if stat.S_ISDIR(st.st_mode):
+        raise error(f"{what} {path} is a folder, not a file. Pass the path of the file itself.")
+    if not stat.S_ISREG(st.st_mode):
+        sort = ("a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file")
+        raise error(f"{what} {path} is {sort}, not a regular file. Pass a file saved on disk.")
+    return path
+
+
+def check_output_path(path: str | Path, what: str = "Output file") -> Path:
+    """Raise a clear ``ValueError`` if ``path`` cannot be written as a file, before anything is written.
+
+    Refused: ``path`` is a folder, a parent of it is a file, or the nearest existing parent folder is not
+    writable. Missing parent folders are fine (they are created on write).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{what} {path} is a folder. Pass the path of the file to write.")
+    parent = path.parent
+    while True:
+        if parent.is_dir():
+            break
+        if parent.exists() or parent.is_symlink():
+            raise ValueError(f"Cannot write {what.lower()} {path}: {parent} is a file, not a folder. "
+                             "Choose a path under a folder.")
+        if parent == parent.parent:
+            break
+        parent = parent.parent
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"Cannot write {what.lower()} {path}: the folder {parent} is not writable "
+                         "(permission denied). Choose another path.")
+    return path
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
