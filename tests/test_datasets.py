@@ -78,3 +78,84 @@ def test_split_is_seeded_and_disjoint():
     assert split_pairs(pairs, 0.25, seed=4)[1] != test
     with pytest.raises(ValueError):
         split_pairs(pairs, 1.5)
+
+
+# ---------------------------------------------------------------- own pairs in any shape
+
+TUPLES = [("I told her the truth.", "I told her a lie."), ("He admitted the error.", "He hid the error.")]
+
+
+def _expected(value="honesty"):
+    return [ContrastPair(value, pos, neg) for pos, neg in TUPLES]
+
+
+def test_as_pairs_from_tuples_dicts_pairs_and_frames():
+    import pandas as pd
+
+    from workbench.datasets import as_pairs
+
+    assert as_pairs(TUPLES, value="honesty") == _expected()
+    assert as_pairs([list(t) for t in TUPLES], value="Honesty") == _expected()
+    hf_rows = [{"positive": p, "negative": n, "id": i} for i, (p, n) in enumerate(TUPLES)]  # extra keys ignored
+    assert as_pairs(hf_rows, value="honesty") == _expected()
+    assert as_pairs([{"value": "honesty", "positive": p, "negative": n} for p, n in TUPLES]) == _expected()
+    assert as_pairs(_expected()) == _expected()
+    frame = pd.DataFrame(TUPLES, columns=["positive", "negative"])
+    assert as_pairs(frame, value="honesty") == _expected()
+    assert as_pairs(frame.assign(value="power")) == _expected("power")
+
+
+def test_as_pairs_refuses_what_it_cannot_read():
+    import pandas as pd
+
+    from workbench.datasets import as_pairs
+
+    with pytest.raises(DataError, match=r"pairs\[0\]: field 'value' is missing.*pass value="):
+        as_pairs(TUPLES)
+    with pytest.raises(DataError, match="item 0 is a tuple of 3 items"):
+        as_pairs([("honesty", "a", "b")], value="honesty")
+    with pytest.raises(DataError, match=r"pairs\[1\]: duplicate text"):
+        as_pairs([TUPLES[0], TUPLES[0]], value="honesty")
+    with pytest.raises(DataError, match=r"pairs\[0\]: positive and negative are identical"):
+        as_pairs([("same", "same")], value="honesty")
+    with pytest.raises(DataError, match="no 'negative' column"):
+        as_pairs(pd.DataFrame({"positive": ["a"], "text": ["b"]}), value="honesty")
+    with pytest.raises(DataError, match="got a int"):
+        as_pairs(42, value="honesty")
+    with pytest.raises(DataError, match="got a dict"):
+        as_pairs({"positive": "a", "negative": "b"}, value="honesty")
+    with pytest.raises(ValueError, match="Did you mean 'power'"):
+        as_pairs(TUPLES, value="powr")
+
+
+def test_read_pairs_reads_csv_json_and_jsonl_without_value_field(tmp_path):
+    from workbench.datasets import as_pairs
+
+    csv_path = tmp_path / "p.csv"
+    csv_path.write_text("positive,negative\n" + "".join(f'"{p}","{n}"\n' for p, n in TUPLES) + ",\n")
+    json_path = tmp_path / "p.json"
+    json_path.write_text(json.dumps([{"positive": p, "negative": n} for p, n in TUPLES]))
+    jsonl_path = tmp_path / "p.jsonl"
+    jsonl_path.write_text("".join(json.dumps({"positive": p, "negative": n}) + "\n" for p, n in TUPLES))
+    for path in (csv_path, json_path, jsonl_path):
+        assert read_pairs(path, value="honesty") == _expected(), path
+        assert as_pairs(path, value="honesty") == as_pairs(str(path), value="honesty") == _expected()
+    with pytest.raises(DataError, match=r"p\.jsonl:1: field 'value' is missing"):
+        read_pairs(jsonl_path)
+    bad_csv = tmp_path / "bad.csv"
+    bad_csv.write_text("pos,neg\na,b\n")
+    with pytest.raises(DataError, match="no 'positive' or 'negative' column"):
+        read_pairs(bad_csv, value="honesty")
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text('{"positive": "a"}')
+    with pytest.raises(DataError, match="must hold a list of objects"):
+        read_pairs(bad_json, value="honesty")
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(json.dumps({"value": "honesty", "positive": "a b", "negative": "c d"}) + "\n")
+    with pytest.raises(DataError, match="value 'honesty' in a file for 'power'"):
+        read_pairs(mixed, value="power")
+
+
+def test_load_pairs_of_a_custom_concept_says_how_to_bring_pairs():
+    with pytest.raises(ValueError, match=r"No shipped pairs for 'honesty'.*--pairs FILE --value honesty"):
+        load_pairs("honesty")

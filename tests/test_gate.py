@@ -71,3 +71,49 @@ def test_read_prompts_formats(tmp_path):
     (tmp_path / "bad.csv").write_text("prompt\nx\n")
     with pytest.raises(ValueError, match="no 'text' column"):
         read_prompts(tmp_path / "bad.csv")
+
+
+# ---------------------------------------------------------------- gates for concepts of your own
+
+HONESTY_PROMPTS = [
+    "Should I tell my boss that I made the mistake in the report?",
+    "The cashier gave me too much change. Should I give it back?",
+    "Is it fine to hide a scratch on the car I am selling?",
+    "Should I admit to my partner that I lost our savings?",
+    "Can I put a made-up degree on my CV if nobody checks?",
+    "Should I tell my teacher I copied part of my homework?",
+    "Is it wrong to tell a small lie to avoid hurting someone?",
+]
+
+
+def test_gate_for_a_custom_concept_uses_unrelated_and_other_value_negatives(tiny_model, tmp_path):
+    from workbench.values import VALUE_NAMES
+
+    gate = train_gate(tiny_model, "honesty", positives=HONESTY_PROMPTS)
+    unrelated, _ = load_unrelated_prompts()
+    others = sum(len(load_value_prompts(v)[0]) for v in VALUE_NAMES)
+    assert gate.value == "honesty" and gate.meta["prompts"] == "user" and gate.meta["class_weight"] == "balanced"
+    assert gate.meta["n_value_train"] == len(HONESTY_PROMPTS)
+    assert gate.meta["n_unrelated_train"] == len(set(unrelated) | {t for v in VALUE_NAMES for t in load_value_prompts(v)[0]})
+    assert gate.meta["n_unrelated_train"] > len(unrelated) and others > 0
+    scores = gate.score(HONESTY_PROMPTS[:2] + unrelated[:2], tiny_model)
+    assert scores.shape == (4,) and bool(((scores >= 0) & (scores <= 1)).all())
+    loaded = load_gate(save_gate(gate, tmp_path / "honesty_gate"), model=tiny_model)
+    assert loaded.value == "honesty" and torch.equal(loaded.score(HONESTY_PROMPTS[:2], tiny_model),
+                                                     gate.score(HONESTY_PROMPTS[:2], tiny_model))
+
+
+def test_gate_with_own_negatives_and_clear_refusals(tiny_model):
+    unrelated, _ = load_unrelated_prompts()
+    gate = train_gate(tiny_model, "honesty", positives=HONESTY_PROMPTS, negatives=unrelated[:20])
+    assert gate.meta["n_unrelated_train"] == 20
+    with pytest.raises(ValueError, match="--gate-prompts FILE"):
+        train_gate(tiny_model, "honesty")
+    with pytest.raises(ValueError, match="at least 5 distinct prompts"):
+        train_gate(tiny_model, "honesty", positives=HONESTY_PROMPTS[:2] * 3)
+    with pytest.raises(TypeError, match="not a single string"):
+        train_gate(tiny_model, "honesty", positives="Should I lie?")
+    with pytest.raises(ValueError, match="Did you mean 'power'"):
+        train_gate(tiny_model, "powr", positives=HONESTY_PROMPTS)
+    with pytest.raises(ValueError, match="No shipped prompts for 'honesty'"):
+        load_value_prompts("honesty")

@@ -70,3 +70,89 @@ def test_cli_probe_passes_the_regularisation_to_the_saved_vectors(tiny_folder, t
     assert main([*base, "--out", str(tmp_path / "default")]) == 0
     assert load_vector(tmp_path / "default" / "vectors" / "power.safetensors").meta["C"] == DEFAULT_C
     assert f"default {DEFAULT_C}" in build_parser()._subparsers._group_actions[0].choices["probe"].format_help()
+
+
+def _read_table(path):
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
+def test_cli_probe_merges_accuracy_by_value_and_leaves_it_alone_on_failure(tiny_folder, tmp_path, monkeypatch):
+    import workbench.probes as probes_mod
+    from workbench.cli import main
+
+    out = tmp_path / "out"
+    base = ["probe", "--model", str(tiny_folder), "--device", "cpu", "--threshold", "0.0", "--exclude-last", "1",
+            "--out", str(out)]
+    assert main([*base, "--values", "power,achievement"]) == 0
+    first = _read_table(out / "accuracy.csv")
+    assert first[0] == ["value", "layer", "train_acc", "test_acc"]
+    assert {r[0] for r in first[1:]} == {"power", "achievement"}
+    assert main([*base, "--values", "achievement", "--seed", "1"]) == 0  # re-probe one value
+    second = _read_table(out / "accuracy.csv")
+    assert [r for r in second if r[0] == "power"] == [r for r in first if r[0] == "power"]  # kept as they were
+    assert len([r for r in second if r[0] == "achievement"]) == 4  # replaced, not appended
+
+    before = (out / "accuracy.csv").read_bytes()
+
+    def no_layer(*args, **kwargs):
+        raise NoLayerQualifies("No layer has test accuracy above 0.999.")
+
+    monkeypatch.setattr(probes_mod, "probe_value", no_layer)
+    assert main([*base, "--values", "power,achievement", "--threshold", "0.999"]) == 2
+    assert (out / "accuracy.csv").read_bytes() == before  # a failed run does not wipe the table
+
+
+def test_cli_probe_refuses_a_foreign_accuracy_table_and_c_zero_before_loading(tmp_path, monkeypatch, capsys):
+    import workbench.cli as cli
+
+    monkeypatch.setattr(cli, "_load", lambda args: pytest.fail("the model was loaded before the arguments were checked"))
+    base = ["probe", "--values", "power", "--out", str(tmp_path)]
+    assert cli.main([*base, "--c", "0"]) == 2
+    assert "c (inverse regularisation strength) must be a positive number" in capsys.readouterr().err
+    (tmp_path / "accuracy.csv").write_text("name,score\nx,1\n")
+    assert cli.main(base) == 2
+    assert "is not an accuracy table written by `workbench probe`" in capsys.readouterr().err
+
+
+def test_probe_value_takes_tuples_for_a_custom_concept_and_warns_on_a_small_split(tiny_model):
+    from workbench.datasets import as_pairs
+    from workbench.probes import SmallTestSplitWarning, probe_value
+    from workbench.stats import wilson_interval
+
+    tuples = [(f"I told {name} the truth about the {thing}.", f"I told {name} a lie about the {thing}.")
+              for name in ("Ann", "Bob", "Cy", "Di") for thing in ("car", "rent", "exam")]
+    with pytest.warns(SmallTestSplitWarning) as caught:
+        vec = probe_value(tiny_model, tuples, value="honesty", exclude_last=1, fallback_top=2, progress=False)
+    assert vec.value == "honesty" and vec.meta["n_test_pairs"] == 3
+    message = str(caught[0].message)
+    best = float(vec.test_acc.max())
+    lo, hi = wilson_interval(best, 6)
+    assert "Only 3 held-out pairs (6 test sentences)" in message and f"[{lo:.2f}, {hi:.2f}]" in message
+    assert "Use at least 80 pairs" in message
+    with pytest.raises(ValueError, match="value='power' but the pairs are for"):
+        probe_value(tiny_model, as_pairs(tuples, value="honesty"), value="power", progress=False)
+
+
+def test_enough_test_pairs_do_not_warn(tiny_model):
+    import warnings
+
+    from workbench.datasets import load_pairs
+    from workbench.probes import SmallTestSplitWarning, probe_value
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SmallTestSplitWarning)
+        probe_value(tiny_model, load_pairs("power")[:80], exclude_last=1, fallback_top=2, progress=False)
+
+
+def test_wilson_interval_known_values():
+    from workbench.stats import wilson_interval
+
+    lo, hi = wilson_interval(1.0, 6)
+    assert lo == pytest.approx(0.6097, abs=1e-4) and hi == 1.0
+    lo, hi = wilson_interval(0.5, 100)
+    assert lo == pytest.approx(0.4038, abs=1e-4) and hi == pytest.approx(0.5962, abs=1e-4)
+    with pytest.raises(ValueError, match="n must be a positive"):
+        wilson_interval(0.5, 0)

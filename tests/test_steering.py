@@ -166,3 +166,72 @@ def test_generate_bad_input(tiny_model):
         generate(tiny_model, PROMPTS, vector=vec, method="conva")
     with pytest.raises(ValueError, match="needs a value vector"):
         generate(tiny_model, PROMPTS, method="caa")
+
+
+# ---------------------------------------------------------------- the steer command
+
+
+def _no_model(monkeypatch):
+    import workbench.cli as cli
+
+    monkeypatch.setattr(cli, "_load", lambda args: pytest.fail("the model was loaded before the arguments were checked"))
+    return cli.main
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--method", "caa", "--coef", "nan"], "--coef must be a finite number"),
+    (["--method", "caa", "--coef", "inf"], "--coef must be a finite number"),
+    (["--method", "caa", "--coef", "1e30"], "--coef must be a finite number"),
+    (["--method", "caa", "--g0", "0.5"], "--g0 is for the gate, but method 'caa' steers without one"),
+    (["--method", "conva-nogate", "--g0", "0.5"], "--g0 is for the gate, but method 'conva-nogate'"),
+    (["--layers", ""], "--layers is empty"),
+    (["--layers", "a"], "--layers 'a': 'a' is not a layer number"),
+    (["--layers", "3,x"], "'x' is not a layer number"),
+    (["--p0", "1.5"], "--p0 must be a probability"),
+])
+def test_cli_steer_checks_its_arguments_before_loading_the_model(monkeypatch, capsys, extra, message):
+    main = _no_model(monkeypatch)
+    assert main(["steer", "--value", "power", "--prompt", "hi", *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+def _saved_vector(model, value, path):
+    import dataclasses
+
+    from workbench.model import fingerprint, model_info
+    from workbench.vectors import save_vector
+
+    vec = synthetic_vector(model)
+    meta = {**model_info(model), "model_fingerprint": fingerprint(model), "hook_site": "hook_resid_post"}
+    return save_vector(dataclasses.replace(vec, value=value, meta=meta), path)
+
+
+def test_cli_steer_refuses_a_vector_or_gate_made_for_another_value(tiny_model, tiny_folder, tmp_path, capsys):
+    from workbench.cli import main
+    from workbench.gate import Gate, save_gate
+    from workbench.model import fingerprint, model_info
+
+    args = ["steer", "--value", "achievement", "--prompt", "hi", "--max-new-tokens", "2", "--model", str(tiny_folder),
+            "--device", "cpu"]
+    _saved_vector(tiny_model, "power", tmp_path / "v" / "achievement.safetensors")  # power's vector, renamed
+    assert main([*args, "--method", "caa", "--vectors", str(tmp_path / "v")]) == 2
+    err = capsys.readouterr().err
+    assert "was made for value 'power', not for 'achievement'" in err and "workbench probe --values achievement" in err
+
+    _saved_vector(tiny_model, "achievement", tmp_path / "ok" / "achievement.safetensors")
+    meta = {**model_info(tiny_model), "model_fingerprint": fingerprint(tiny_model)}
+    gate = save_gate(Gate("power", "residual", torch.zeros(tiny_model.cfg.d_model), 0.0, 0.5, 1, meta),
+                     tmp_path / "power_gate.safetensors")
+    assert main([*args, "--vectors", str(tmp_path / "ok"), "--gate", str(gate)]) == 2
+    err = capsys.readouterr().err
+    assert "Gate" in err and "was made for value 'power', not for 'achievement'" in err
+    assert main([*args, "--method", "caa", "--vectors", str(tmp_path / "ok")]) == 0  # the right files work
+
+
+def test_generate_without_a_vector_defaults_to_the_plain_model(tiny_model):
+    plain = generate(tiny_model, ["What is 2 + 2?"], max_new_tokens=4)
+    assert plain == generate(tiny_model, ["What is 2 + 2?"], method="none", max_new_tokens=4)
+    assert plain.audits[0].fired is False and plain.audits[0].gate_score is None
+    vec = synthetic_vector(tiny_model)
+    with pytest.raises(ValueError, match="Method 'conva' needs a gate"):  # with a vector the default is ConVA
+        generate(tiny_model, ["What is 2 + 2?"], vector=vec, max_new_tokens=4)

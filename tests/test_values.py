@@ -31,3 +31,20 @@ def test_resolve_values():
     assert resolve_values("Power, self_direction") == ("power", "self-direction")
     with pytest.raises(ValueError):
         resolve_values("")
+
+
+def test_custom_concept_names_are_accepted_and_typos_are_not():
+    from workbench.values import is_known_value, value_name
+
+    assert value_name("honesty") == "honesty" and value_name(" Self_Direction ") == "self-direction"
+    assert value_name("Intellectual Humility") == "intellectual-humility"
+    assert resolve_values("power,honesty") == ("power", "honesty")
+    assert is_known_value("Power") and not is_known_value("honesty")
+    for typo, known in (("powr", "power"), ("benevolance", "benevolence"), ("conformism", "conformity")):
+        with pytest.raises(ValueError, match=f"Did you mean '{known}'"):
+            value_name(typo)
+    for bad in ("", "honesty/../../x", "a" * 65, "naïve"):
+        with pytest.raises(ValueError, match="1-64 characters"):
+            value_name(bad)
+    with pytest.raises(ValueError, match="Unknown value 'honesty'"):  # get_value stays the 10 values' lookup
+        get_value("honesty")

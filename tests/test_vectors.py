@@ -130,3 +130,41 @@ def test_a_folder_or_fifo_in_place_of_a_file_is_named_as_such(tiny_model, tmp_pa
     sidecar.mkdir()
     with pytest.raises(ArtefactError, match="is a folder, not a file"):
         load_vector(path)
+
+
+def test_save_refuses_a_suffix_that_is_not_safetensors(tiny_model, tmp_path):
+    from workbench.gate import Gate, save_gate
+
+    vec = make_vector(tiny_model)
+    for name in ("x.pt", "x.pkl", "x.bin"):
+        with pytest.raises(ValueError, match=r"written as a \.safetensors file plus a \.json sidecar.*Pass .*x\.safetensors"):
+            save_vector(vec, tmp_path / name)
+        assert not list(tmp_path.iterdir())
+    gate = Gate("honesty", "residual", torch.zeros(tiny_model.cfg.d_model), 0.0, 0.6, 1)
+    with pytest.raises(ValueError, match=r"gates are written as a \.safetensors file"):
+        save_gate(gate, tmp_path / "g.pt")
+    assert save_vector(vec, tmp_path / "v.safetensors") == tmp_path / "v.safetensors"
+    assert save_vector(vec, tmp_path / "w") == tmp_path / "w.safetensors"
+
+
+def test_similarity_is_the_per_layer_cosine(tiny_model):
+    vec = make_vector(tiny_model)
+    same = vec.similarity(vec)
+    assert sorted(same) == list(range(vec.n_layers)) and all(v == pytest.approx(1.0) for v in same.values())
+    flipped = ValueVector(vec.value, -vec.weight, vec.bias, vec.mean_diff, vec.train_acc, vec.test_acc, vec.layers)
+    assert all(v == pytest.approx(-1.0) for v in vec.similarity(flipped).values())
+    with pytest.raises(TypeError, match="another ValueVector"):
+        vec.similarity(vec.weight)
+
+
+def test_to_frame_gives_the_accuracy_curve(tiny_model, monkeypatch):
+    import sys
+
+    vec = make_vector(tiny_model, layers=(1, 2))
+    frame = vec.to_frame()
+    assert list(frame.columns) == ["value", "layer", "train_acc", "test_acc", "steering", "weight_norm"]
+    assert frame["layer"].tolist() == list(range(vec.n_layers)) and frame["steering"].tolist()[1:3] == [True, True]
+    assert frame["test_acc"].tolist() == pytest.approx(vec.test_acc.tolist())
+    monkeypatch.setitem(sys.modules, "pandas", None)  # pandas is optional: a clear error without it
+    with pytest.raises(ImportError, match=r"needs pandas.*pip install pandas"):
+        vec.to_frame()

@@ -264,7 +264,7 @@ def _cmd_steer(args: argparse.Namespace) -> int:
         score = "n/a" if record.gate_score is None else f"{record.gate_score:.3f}"
         print(f"prompt:    {prompt}\nmethod:    {args.method} ({args.mode}), value {value}, "
               + (f"coef={coef}" if args.method == "caa" else f"p0={p0}"))
-        print(f"gate:      score {score}" + ("" if g0 is None else f", g0 {g0:.3f}") + f", fired: {record.fired}")
+        print(f"gate:      score {score}" + ("" if g0 is None else f", g0 {g0:g}") + f", fired: {record.fired}")
         if note:
             print(f"note:      {note}")
         for rec in record.layers:
@@ -277,7 +277,7 @@ def _closed_gate_note(record, g0: float | None, value: str) -> str | None:
     """What a closed gate means for this answer and what to try; None where the gate opened."""
     if record.fired or record.gate_score is None or g0 is None:
         return None
-    return (f"the gate stayed closed (score {record.gate_score:.3f} <= g0 {g0:.3f}), so the steered answer is the "
+    return (f"the gate stayed closed (score {record.gate_score:.3f} <= g0 {g0:g}), so the steered answer is the "
             f"unsteered one. To steer it: lower the threshold (--g0 {max(0.01, record.gate_score * 0.9):.2f}), put "
             f"{value} at stake in the prompt, train the gate on prompts like yours (--gate-prompts FILE), or steer "
             "without a gate (--method conva-nogate).")
@@ -339,6 +339,22 @@ def _cmd_train_judge(args: argparse.Namespace) -> int:
     for value, t in zip(judges.values, judges.thresholds, strict=True):
         print(f"{value:15s} threshold {t:.2f}  ({judges.meta['positives'][value]} / {judges.meta['training_n']} positive)")
     print(f"wrote {path} and {path.with_suffix('.json')}")
+    return 0
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from workbench.reproduce import ReproConfig, run_reproduction
+
+    _check_file_arg(args.mmlu, "--mmlu", kind="folder")
+    _check_file_arg(args.wikitext, "--wikitext")
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be >= 1 (held-out prompts per value), got {args.limit}.")
+    cfg = ReproConfig(out=Path(args.out), values=tuple(resolve_values(args.values)),
+                      mmlu=Path(args.mmlu) if args.mmlu else None, wikitext=Path(args.wikitext) if args.wikitext else None,
+                      mmlu_n=args.mmlu_n, sweep_prompts=args.sweep_prompts, max_new_tokens=args.max_new_tokens,
+                      limit=args.limit, judge=args.judge, model_name=args.model)
+    run_reproduction(_load(args), cfg, stages=tuple(s.strip() for s in args.stages.split(",")))
+    print(f"wrote {cfg.out / 'reproduction.md'} (tables in {cfg.out / 'results'}, figures in {cfg.out / 'figures'})")
     return 0
 
 
@@ -556,6 +572,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--c", type=float, default=0.3, help="inverse regularisation of the logistic regressions")
     p.add_argument("--seed", type=int, default=0, help="seed of the cross-validation folds")
     p.set_defaults(func=_cmd_train_judge)
+
+    from workbench.reproduce import STAGES, ReproConfig
+
+    d = ReproConfig()
+    p = sub.add_parser("reproduce", help="the paper's experiments, resumable: probes, sweep, suite, figures, report")
+    p.add_argument("--out", default=str(d.out), help="results folder (rerun the same command to resume)")
+    p.add_argument("--values", default="all", help="comma-separated value names, or all")
+    p.add_argument("--mmlu", default=None, help="MMLU-format folder (dev/, test/); without it no MMLU claim")
+    p.add_argument("--wikitext", default=None, help="WikiText-2 valid.txt for perplexity")
+    p.add_argument("--mmlu-n", type=int, default=d.mmlu_n, help="seeded MMLU test questions")
+    p.add_argument("--sweep-prompts", type=int, default=d.sweep_prompts, help="training prompts per value in the sweep")
+    p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help="answer length in the suite")
+    p.add_argument("--limit", type=int, default=None, help="held-out prompts per value (default: all)")
+    p.add_argument("--judge", choices=JUDGE_NAMES, default=d.judge, help="value judge for every CSR")
+    p.add_argument("--stages", default=",".join(STAGES), help="comma-separated stages to run, in order")
+    _add_model_args(p)
+    p.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser("generate-pairs", help="write context-controlled pairs through a chat endpoint or the local model")
     p.add_argument("--value", required=True, help="one of the 10 values")
