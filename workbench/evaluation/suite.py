@@ -66,6 +66,7 @@ class SuiteConfig:
     limit: int | None = None
     p0: float | None = None  # None: the per-value default from the sweep (workbench.sweep)
     coef: float | None = None  # None: likewise
+    defaults: Path | None = None  # a steering-defaults file from `workbench sweep`; None: the shipped one
     mode: str = "prompt-once"
     exclude_last: int = 5
     max_new_tokens: int = 48
@@ -104,7 +105,7 @@ CAPABILITY_COLUMNS = ("method", "benchmark", "score", "n")
 
 def _strengths(cfg: SuiteConfig, value: str) -> tuple[float, float]:
     """(P0, CAA coefficient) for ``value``: the configured ones, else the swept per-value defaults."""
-    d = steering_defaults(value)
+    d = steering_defaults(value, cfg.defaults)
     return (d.p0 if cfg.p0 is None else cfg.p0), (d.coef if cfg.coef is None else cfg.coef)
 
 

@@ -1,0 +1,72 @@
+"""The one-command reproduction on the tiny model: every stage runs, the report is written, a rerun resumes."""
+
+import json
+
+import pytest
+
+import workbench.evaluation.suite as suite_mod
+import workbench.probes as probes_mod
+import workbench.sweep as sweep_mod
+from workbench.reproduce import STAGES, ReproConfig, run_reproduction
+
+
+def _cfg(tmp_path, **kw):
+    return ReproConfig(out=tmp_path / "repro", values=("power", "achievement", "benevolence"), sweep_prompts=1,
+                       sweep_tokens=2, max_new_tokens=2, limit=1, exclude_last=1, figure_formats=("html",),
+                       model_name="tiny", progress=False, **kw)
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    calls = {"generate": 0, "probe": 0}
+
+    def wrap(module, name, key):
+        real = getattr(module, name)
+
+        def counting(*a, **k):
+            calls[key] += 1
+            return real(*a, **k)
+
+        monkeypatch.setattr(module, name, counting)
+
+    wrap(suite_mod, "generate", "generate")
+    wrap(sweep_mod, "generate", "generate")
+    wrap(probes_mod, "probe_value", "probe")
+    return calls
+
+
+def test_every_stage_runs_and_a_rerun_redoes_nothing(tiny_model, tmp_path, counted):
+    cfg = _cfg(tmp_path)
+    record = run_reproduction(tiny_model, cfg)
+    assert list(record) == list(STAGES) and all(len(r["runs"]) == 1 for r in record.values())
+    assert counted["probe"] == 6 and counted["generate"] > 0  # 3 values x (controlled, naive)
+    out = cfg.out
+    for name in ("accuracy.csv", "steering_defaults.json", "results.csv", "reproduction.md",
+                 "results/claims.csv", "results/csr.csv", "results/probes.csv", "figures/evaluation.html"):
+        assert (out / name).is_file(), name
+    report = (out / "reproduction.md").read_text()
+    assert report.count("| csr |") + report.count("| negative |") + report.count("| capability |") == 3
+    assert "not testable here" in report  # no --mmlu: the capability claim cannot be checked
+    defaults = json.loads((out / "steering_defaults.json").read_text())
+    assert set(defaults["values"]) == {"power", "achievement", "benevolence"} and defaults["meta"]["judge"] == "touche"
+    before = (out / "results.csv").read_text()
+    counted.update(generate=0, probe=0)
+    record = run_reproduction(tiny_model, cfg)
+    assert counted == {"generate": 0, "probe": 0}
+    assert (out / "results.csv").read_text() == before
+    assert all(len(r["runs"]) == 2 for r in record.values())
+
+
+def test_bad_inputs_fail_before_any_work(tiny_model, tmp_path):
+    with pytest.raises(ValueError, match="Unknown stages"):
+        run_reproduction(tiny_model, _cfg(tmp_path), stages=("probe", "publish"))
+    with pytest.raises(FileNotFoundError, match="--mmlu"):
+        run_reproduction(tiny_model, _cfg(tmp_path, mmlu=tmp_path / "nope"))
+    assert not (tmp_path / "repro").exists()
+
+
+def test_cli_checks_paths_before_loading_a_model(tmp_path, capsys):
+    from workbench.cli import main
+
+    assert main(["reproduce", "--out", str(tmp_path / "r"), "--mmlu", str(tmp_path / "missing")]) == 2
+    assert "--mmlu" in capsys.readouterr().err and not (tmp_path / "r").exists()
