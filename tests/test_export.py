@@ -141,3 +141,36 @@ def test_import_refuses_another_model(vec, tiny_model, other_tiny_model, tmp_pat
     deep = write_raw(tmp_path / "deep.gguf", {"direction.9": np.ones(tiny_model.cfg.d_model, np.float32)})
     with pytest.raises(ArtefactError, match="steers layers \\[9\\]"):
         import_gguf(deep, model=tiny_model)
+
+
+def test_export_refuses_huge_strengths_and_unwritable_places(vec, tmp_path, monkeypatch):
+    import os
+
+    for strength in (1e39, -1e7, {1: 1.0, 3: 1e39}):
+        with pytest.raises(ValueError, match=r"must be at most 1e\+06"):
+            export_gguf(vec, tmp_path / "x.gguf", strength)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        export_gguf(vec, tmp_path / "file" / "sub" / "x.gguf", 1.0)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # as an unprivileged user in a read-only folder
+    with pytest.raises(ValueError, match="is not writable"):
+        export_gguf(vec, tmp_path / "ro" / "x.gguf", 1.0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_cli_export_gguf_errors_are_clear(vec, tmp_path, capsys):
+    from workbench.cli import main
+    from workbench.vectors import save_vector
+
+    saved = save_vector(vec, tmp_path / "power.safetensors")
+    (tmp_path / "file").write_text("x")
+    base = ["export-gguf", "--vector", str(saved)]
+    cases = [(["--strength", "1e39", "--out", str(tmp_path / "a.gguf")], "must be at most"),
+             (["--strength", "4", "--out", str(tmp_path / "file" / "a.gguf")], "is a file, not a folder"),
+             (["--strength", "4", "--out", str(tmp_path / "a.gguf"), "--layers", ""], "--layers is empty"),
+             (["--strength", "4", "--out", str(tmp_path / "a.gguf"), "--layers", "one"], "'one' is not a layer number")]
+    for extra, message in cases:
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err
+    assert not (tmp_path / "a.gguf").exists()

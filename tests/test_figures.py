@@ -99,3 +99,22 @@ def test_png_and_pdf_export_are_real_files(tmp_path):
     for p in out.glob("*.pdf"):
         assert p.read_bytes()[:5] == b"%PDF-", p
     assert len(paths) == 1 + 2 * 5 and not list(out.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    ("accuracy.csv", "value,layer\npower,0\n"),  # no test_acc column
+    ("audit.csv", "value,dataset\npower,controlled\n"),  # no unique_share column
+    ("results.csv", "value,method\npower,none\n"),
+    ("steer.jsonl", '{"layers": [{"layer": 2}]}\n'),  # a layer record without p_after / eps
+    ("accuracy.csv", b"value,layer,train_acc,test_acc\n\xff\xfe\n"),  # not UTF-8
+])
+def test_errors_in_an_input_file_name_that_file(tmp_path, name, content):
+    make_results(tmp_path, values=VALUE_NAMES[:3])
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    with pytest.raises(ValueError, match="cannot draw a figure from it") as info:
+        build_figures(tmp_path)
+    assert str(path) in str(info.value)

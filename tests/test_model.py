@@ -148,3 +148,27 @@ def test_fingerprint_is_computed_once_per_model_until_its_weights_change(tiny_fo
     assert wm.fingerprint(model) == first and len(calls) == 3
     fresh = load_model(tiny_folder, device="cpu")  # another object: its own entry
     assert wm.fingerprint(fresh) == first and len(calls) == 4
+
+
+def test_cli_reports_a_missing_device_or_a_broken_model_folder_as_an_error(tiny_folder, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from workbench.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    base = ["probe", "--values", "power", "--out", str(tmp_path / "out")]
+    for device, message in [("cuda", "no usable CUDA GPU"), ("cuda:7", "no usable CUDA GPU"),
+                            ("foo", "Unknown device 'foo'")]:
+        assert main([*base, "--model", str(tiny_folder), "--device", device]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err
+    broken = shutil.copytree(tiny_folder, tmp_path / "broken")
+    (broken / "config.json").write_text("{not json")
+    assert main([*base, "--model", str(broken), "--device", "cpu"]) == 2
+    assert "error: Could not load the model" in capsys.readouterr().err
+    empty = shutil.copytree(tiny_folder, tmp_path / "noweights")
+    for weights in empty.glob("*.safetensors"):
+        weights.unlink()
+    assert main([*base, "--model", str(empty), "--device", "cpu"]) == 2
+    assert "error: Could not load the model" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

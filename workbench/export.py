@@ -38,7 +38,7 @@ import gguf
 import numpy as np
 import torch
 
-from workbench.io import atomic_path
+from workbench.io import atomic_path, check_input_path, check_output_path
 from workbench.model import HOOK_SITE
 from workbench.vectors import ArtefactError, ValueVector
 
@@ -65,10 +65,21 @@ class ControlVector:
         return int(next(iter(self.directions.values())).shape[0])
 
 
+MAX_STRENGTH = 1e6  # far beyond any residual norm; larger values overflow float32 (inf) or wreck the model
+
+
 def _strengths(strength: float | Mapping[int, float], layers: Sequence[int]) -> dict[int, float]:
     def number(x: Any, where: str) -> float:
-        if isinstance(x, bool) or not isinstance(x, numbers.Real) or not math.isfinite(float(x)):
+        try:
+            ok = not isinstance(x, bool) and isinstance(x, numbers.Real) and math.isfinite(float(x))
+        except (OverflowError, ValueError):
+            ok = False
+        if not ok:
             raise ValueError(f"strength{where} must be a finite number, got {x!r}. Pass e.g. strength=8.0.")
+        if abs(float(x)) > MAX_STRENGTH:
+            raise ValueError(f"strength{where} is {float(x):g}; |strength| must be at most {MAX_STRENGTH:g} (the shift is "
+                             "added to the residual stream, whose norm is in the tens to thousands). Pass e.g. "
+                             "strength=8.0.")
         return float(x)
 
     if isinstance(strength, Mapping):
@@ -126,6 +137,7 @@ def export_gguf(vector: ValueVector, path: str | Path, strength: float | Mapping
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path} is a folder; pass the path of the .gguf file to write.")
+    check_output_path(path, "Control-vector file")  # a parent that is a file, or a folder not writable
     scale = _strengths(strength, list(directions))
     with atomic_path(path) as tmp:
         writer = gguf.GGUFWriter(tmp, ARCHITECTURE)
@@ -170,8 +182,7 @@ def import_gguf(path: str | Path, model: Any | None = None) -> ControlVector:
     path = Path(path)
     if path.is_dir():
         raise ArtefactError(f"{path} is a folder; pass the path of the .gguf file.")
-    if not path.is_file():
-        raise FileNotFoundError(f"Control-vector file {path} does not exist.")
+    check_input_path(path, "Control-vector file", error=ArtefactError)  # missing, FIFO, link loop: said as such
     try:
         reader = gguf.GGUFReader(path)
         arch = _field(reader, "general.architecture")

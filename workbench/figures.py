@@ -72,6 +72,19 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@contextlib.contextmanager
+def _reading(path: Path, fix: str):
+    """Turn any failure while reading ``path`` or drawing from it into a ``ValueError`` that names the file."""
+    try:
+        yield
+    except (KeyError, IndexError, TypeError, ValueError, UnicodeDecodeError, csv.Error) as err:
+        if str(path) in str(err):
+            raise
+        detail = (f"column {err} is missing" if isinstance(err, KeyError)
+                  else f"{type(err).__name__}: {str(err)[:200].rstrip('.')}")
+        raise ValueError(f"{path}: cannot draw a figure from it ({detail}). {fix}") from None
+
+
 def _load_vectors(folder: Path) -> list[ValueVector]:
     return [load_vector(p) for p in sorted(folder.glob("*.safetensors"))]
 
@@ -113,20 +126,22 @@ def build_figures(results: Path, layer: int | str = "middle") -> Figures:
 
     audit_csv = results / "audit.csv"
     if audit_csv.is_file():
-        figs["context_audit"] = plot_audit(_read_csv(audit_csv))
+        with _reading(audit_csv, "Rewrite it with `workbench audit`."):
+            figs["context_audit"] = plot_audit(_read_csv(audit_csv))
     else:
         notes.append(f"{audit_csv} not found: skipping the context-control audit figure (run `workbench audit`).")
 
     vectors = _load_vectors(results / "vectors") if (results / "vectors").is_dir() else []
     accuracy_csv = results / "accuracy.csv"
-    rows = _read_csv(accuracy_csv) if accuracy_csv.is_file() else []
-    # vectors carry the steering layers too; use them when they cover every value in accuracy.csv
-    covered = {v.value for v in vectors} >= {r["value"] for r in rows}
-    sweep: Sequence[Any] = vectors if vectors and covered else rows
-    if sweep:
-        figs["accuracy_by_layer"] = plot_layer_sweep(sweep, split="test")
-        figs["accuracy_per_value"] = plot_sweep_grid(sweep)
-    else:
+    with _reading(accuracy_csv, "Rewrite it with `workbench probe`."):
+        rows = _read_csv(accuracy_csv) if accuracy_csv.is_file() else []
+        # vectors carry the steering layers too; use them when they cover every value in accuracy.csv
+        covered = {v.value for v in vectors} >= {r["value"] for r in rows}
+        sweep: Sequence[Any] = vectors if vectors and covered else rows
+        if sweep:
+            figs["accuracy_by_layer"] = plot_layer_sweep(sweep, split="test")
+            figs["accuracy_per_value"] = plot_sweep_grid(sweep)
+    if not sweep:
         notes.append(f"{accuracy_csv} and {results / 'vectors'} not found: skipping the accuracy curves "
                      "(run `workbench probe`).")
 
@@ -147,19 +162,21 @@ def build_figures(results: Path, layer: int | str = "middle") -> Figures:
 
     results_csv = results / "results.csv"
     if results_csv.is_file():
-        figs["evaluation"] = plot_evaluation(_read_csv(results_csv))
+        with _reading(results_csv, "Rewrite it with `workbench evaluate`."):
+            figs["evaluation"] = plot_evaluation(_read_csv(results_csv))
     else:
         notes.append(f"{results_csv} not found: skipping the CSR/fluency comparison (run the evaluation first).")
 
     steer_jsonl = results / "steer.jsonl"
-    rec = _first_steer_record(steer_jsonl) if steer_jsonl.is_file() else None
-    if rec is not None:
-        audit = _SteerAudit(rec.get("gate_score"), bool(rec.get("fired", True)), tuple(rec["layers"]))
-        # where eps > 0 the closed form lands exactly on P0, so P0 can be read off the record
-        p0 = rec.get("p0") or next((float(r["p_after"]) for r in audit.layers if float(r["eps"]) > 0), None)
-        figs["steering_audit"] = plot_prompt_audit(audit, p0=None if p0 is None else round(p0, 4),
-                                                   title=rec.get("prompt"))
-    else:
+    with _reading(steer_jsonl, f"Rewrite it with `workbench steer ... --json > {steer_jsonl}`."):
+        rec = _first_steer_record(steer_jsonl) if steer_jsonl.is_file() else None
+        if rec is not None:
+            audit = _SteerAudit(rec.get("gate_score"), bool(rec.get("fired", True)), tuple(rec["layers"]))
+            # where eps > 0 the closed form lands exactly on P0, so P0 can be read off the record
+            p0 = rec.get("p0") or next((float(r["p_after"]) for r in audit.layers if float(r["eps"]) > 0), None)
+            figs["steering_audit"] = plot_prompt_audit(audit, p0=None if p0 is None else round(p0, 4),
+                                                       title=rec.get("prompt"))
+    if rec is None:
         notes.append(f"no steered prompt in {steer_jsonl}: skipping the per-layer steering audit "
                      f"(`workbench steer --value V --prompt ... --json > {steer_jsonl}`).")
     return Figures(figs, tuple(notes), agreement)
