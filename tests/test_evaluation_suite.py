@@ -114,3 +114,20 @@ def test_suite_mmlu_reuses_unsteered_predictions_only_where_the_gate_is_closed(t
     assert "none__2xmmlu_1shot.json" in saved and "conva-nogate__power__2xmmlu_1shot.json" in saved
     monkeypatch.setattr(suite_mod, "mmlu_predictions", lambda *a, **kw: pytest.fail("MMLU was run again"))
     assert _run(tiny_model, cfg).capability == first
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--limit", "0"], "--limit must be >= 1"),
+    (["--limit", "-1"], "--limit must be >= 1"),
+    (["--mmlu", "no/such/mmlu"], "--mmlu no/such/mmlu does not exist"),
+    (["--wikitext", "no/such/valid.txt"], "--wikitext no/such/valid.txt does not exist"),
+    (["--coef", "inf"], "--coef must be a finite number"),
+])
+def test_cli_evaluate_checks_cheap_arguments_before_the_model_and_generation(tmp_path, monkeypatch, capsys, extra,
+                                                                            message):
+    import workbench.cli as cli
+
+    monkeypatch.setattr(cli, "_load", lambda args: pytest.fail("the model was loaded before the arguments were checked"))
+    monkeypatch.setattr(suite_mod, "run_suite", lambda *a, **k: pytest.fail("the suite ran"))
+    assert cli.main(["evaluate", "--values", "power", "--out", str(tmp_path), *extra]) == 2
+    assert message in capsys.readouterr().err
