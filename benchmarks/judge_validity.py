@@ -40,7 +40,7 @@ def _balanced(y: np.ndarray, verdict: np.ndarray) -> float:
 
 
 def time_per_100(judge: Any, answers: list[str], questions: list[str]) -> float:
-    """Seconds per 100 judgements (fresh texts, so no cache answers them)."""
+    """Seconds per 100 judgements of ``answers``."""
     start = time.perf_counter()
     judge.probability(answers, questions)
     return 100.0 * (time.perf_counter() - start) / len(answers)
@@ -157,9 +157,10 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
     for name in names:
-        judge = load_judge(name, "benevolence", llm_model if name == "llm" else None)
+        # no disk cache: every judgement timed is computed
+        judge = load_judge(name, "benevolence", llm_model, cache=False) if name == "llm" else load_judge(name, "benevolence")
         n = 100 if name != "llm" else 16
-        timing[name] = time_per_100(judge, [f"{t} ({args.seed})" for t in timing_texts[:n]], [""] * n)
+        timing[name] = time_per_100(judge, timing_texts[:n], [""] * n)
     kappas = []
     if args.answers:
         makers = {n: (lambda v, n=n: load_judge(n, v, llm_model if n == "llm" else None)) for n in names}

@@ -116,6 +116,17 @@ def test_suite_mmlu_reuses_unsteered_predictions_only_where_the_gate_is_closed(t
     assert _run(tiny_model, cfg).capability == first
 
 
+def test_suite_scores_with_the_configured_judge_and_records_it(tiny_model, tmp_path):
+    import json
+
+    result = run_suite(tiny_model, _cfg(tmp_path, judge="touche"))
+    assert "Value judge: `touche`" in result.summary
+    meta = json.loads((tmp_path / "judge.json").read_text())
+    assert meta["judge"] == "touche" and set(meta["thresholds"]) == {"power"}
+    with pytest.raises(ValueError, match="Unknown judge"):
+        run_suite(tiny_model, _cfg(tmp_path / "b", judge="gpt"))
+
+
 @pytest.mark.parametrize(("extra", "message"), [
     (["--limit", "0"], "--limit must be >= 1"),
     (["--limit", "-1"], "--limit must be >= 1"),
