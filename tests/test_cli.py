@@ -46,12 +46,12 @@ def test_own_concept_full_path_probe_gate_steer_export(tiny_folder, tmp_path, ca
     captured = capsys.readouterr()
     assert gate_path.is_file() and f"saved the gate to {gate_path}" in captured.err
     record = json.loads(captured.out.strip().splitlines()[-1])
-    for key in ("value", "method", "mode", "p0", "g0", "layers", "model", "model_name", "model_fingerprint",
-                "gate_score", "fired", "unsteered", "steered", "layer_audit"):
+    for key in ("value", "method", "mode", "p0", "g0", "steering_layers", "model", "model_name", "model_fingerprint",
+                "gate_score", "fired", "unsteered", "steered", "layers"):
         assert key in record, key
     assert record["value"] == "honesty" and record["method"] == "conva" and record["mode"] == "prompt-once"
     assert 0.5 <= record["g0"] < 1 and isinstance(record["p0"], float) and len(record["model_fingerprint"]) >= 8
-    assert record["layers"] == sorted(record["layers"]) and record["layers"]
+    assert record["steering_layers"] == sorted(record["steering_layers"]) and record["steering_layers"]
 
     # the saved gate is loaded (not retrained); with g0 near 0 it opens and steering fires on every layer
     assert main(_steer(tiny_folder, out / "vectors", "--gate", str(gate_path), "--g0", "0.000001", "--json")) == 0
@@ -60,7 +60,16 @@ def test_own_concept_full_path_probe_gate_steer_export(tiny_folder, tmp_path, ca
     assert "training the" not in captured.err
     assert opened["fired"] is True and opened["note"] is None and opened["g0"] == 0.000001
     assert opened["gate_score"] == pytest.approx(record["gate_score"])
-    assert [r["layer"] for r in opened["layer_audit"]] == opened["layers"]
+    # "layers" holds the per-layer audit that `workbench figures` reads from steer.jsonl
+    assert [r["layer"] for r in opened["layers"]] == opened["steering_layers"]
+
+    # the record is what `workbench figures` reads as steer.jsonl; the custom concept's curves plot too
+    from workbench.figures import build_figures
+
+    (out / "steer.jsonl").write_text(captured.out)
+    built = build_figures(out)
+    assert {"steering_audit", "accuracy_by_layer", "accuracy_per_value"} <= set(built.figures)
+    assert any(t.name == "honesty" for t in built.figures["accuracy_by_layer"].data)
 
     # 4. export the custom vector for llama.cpp
     gguf = tmp_path / "honesty.gguf"

@@ -182,3 +182,19 @@ def test_prompt_audit_figure():
     assert fig.layout.xaxis2.title.text == "steered layer" and fig.layout.yaxis.title.text == "P_V"
     with pytest.raises(ValueError, match="no steered layers"):
         plot_prompt_audit(PromptAudit(0.1, False, ()))
+
+
+def test_concepts_of_your_own_plot_after_the_circumplex_and_skip_its_distances():
+    ring = ring_vectors()
+    honesty = make_vector("honesty", seed=3)
+    curves = accuracy_curves([honesty, *ring[:3]])
+    assert list(curves)[-1] == "honesty" and list(curves)[:3] == list(VALUE_NAMES[:3])
+    fig = plot_layer_sweep([honesty, *ring[:3]])
+    trace = next(t for t in fig.data if t.name == "honesty")
+    assert trace.legendgroup == "own concepts" and trace.line.color == "#555555"
+    assert "honesty" in titles(plot_value_sweep(honesty))
+    sim = similarity_map([*ring, honesty])
+    assert sim.values[-1] == "honesty" and sim.matrix.shape == (11, 11)
+    assert circumplex_agreement(sim) == pytest.approx(circumplex_agreement(similarity_map(ring)))
+    with pytest.raises(ValueError, match="at least three values"):
+        circumplex_agreement(similarity_map([ring[0], ring[1], honesty]))

@@ -252,14 +252,14 @@ def _cmd_steer(args: argparse.Namespace) -> int:
     g0 = None if gate is None else (gate.g0 if args.g0 is None else args.g0)
     setting = {"value": value, "method": args.method, "mode": args.mode, "p0": None if args.method == "caa" else p0,
                "coef": coef if args.method == "caa" else None, "g0": g0,
-               "layers": list(layers if layers is not None else vec.layers), "model": args.model,
+               "steering_layers": list(layers if layers is not None else vec.layers), "model": args.model,
                "model_name": getattr(model.cfg, "model_name", None), "model_fingerprint": fingerprint(model)}
     for prompt, before, after, record in zip(prompts, plain.texts, steered.texts, steered.audits, strict=True):
         note = _closed_gate_note(record, g0, value) if gate is not None else None
         if args.json:
             print(json.dumps({"prompt": prompt, "unsteered": before, "steered": after, **setting,
                               "gate_score": record.gate_score, "fired": record.fired, "note": note,
-                              "layer_audit": list(record.layers)}))
+                              "layers": list(record.layers)}))
             continue
         score = "n/a" if record.gate_score is None else f"{record.gate_score:.3f}"
         print(f"prompt:    {prompt}\nmethod:    {args.method} ({args.mode}), value {value}, "

@@ -24,7 +24,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from scipy.stats import spearmanr
 
-from workbench.values import GROUPS, circumplex_distance, get_value
+from workbench.values import GROUPS, VALUES, circumplex_distance, get_value, is_known_value, value_name
 from workbench.vectors import ValueVector
 
 __all__ = [
@@ -57,8 +57,18 @@ _METHOD_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E
 _FONT = {"family": "Arial, Helvetica, sans-serif", "size": 14}
 
 
+# concepts of your own (not among the 10 values): one grey group after the circumplex
+OWN_GROUP, OWN_COLOR = "own concepts", "#555555"
+
+
+def _group(value: str) -> str:
+    return get_value(value).group if is_known_value(value) else OWN_GROUP
+
+
 def _style(value: str) -> dict[str, Any]:
     """Colour (group), dash and marker symbol (position inside the group) of one value."""
+    if not is_known_value(value):
+        return {"color": OWN_COLOR, "dash": "dashdot", "symbol": "x"}
     v = get_value(value)
     k = GROUPS[v.group].index(v.name)
     return {"color": GROUP_COLORS[v.group], "dash": _DASHES[k % 3], "symbol": _SYMBOLS[k % 3]}
@@ -71,7 +81,8 @@ def _layout(fig: go.Figure, title: str, width: int = 900, height: int = 520, **k
 
 
 def _circumplex_sorted(values: Iterable[str]) -> list[str]:
-    return sorted({get_value(v).name for v in values}, key=lambda v: get_value(v).position)
+    names = {value_name(v) for v in values}
+    return sorted(names, key=lambda v: (get_value(v).position if is_known_value(v) else len(VALUES), v))
 
 
 # ---------------------------------------------------------------------------------------------- accuracy
@@ -102,7 +113,7 @@ def accuracy_curves(data: Iterable[ValueVector] | Iterable[Mapping[str, Any]]) -
     steering: dict[str, tuple[int, ...]] = {}
     for item in items:
         if isinstance(item, ValueVector):
-            name = get_value(item.value).name
+            name = value_name(item.value)
             by_value[name] = {i: (float(item.train_acc[i]), float(item.test_acc[i])) for i in range(item.n_layers)}
             steering[name] = tuple(item.layers)
             continue
@@ -110,7 +121,7 @@ def accuracy_curves(data: Iterable[ValueVector] | Iterable[Mapping[str, Any]]) -
         if missing:
             raise ValueError(f"Accuracy row {dict(item)} lacks columns {missing}; expected value,layer,train_acc,test_acc "
                              "as written by `workbench probe`.")
-        name = get_value(str(item["value"])).name
+        name = value_name(str(item["value"]))
         by_value.setdefault(name, {})[int(item["layer"])] = (float(item["train_acc"]), float(item["test_acc"]))
     out = {}
     for name in _circumplex_sorted(by_value):
@@ -157,8 +168,8 @@ def plot_layer_sweep(
         fig.add_trace(go.Scatter(x=list(c.layers), y=list(acc), name=name, mode="lines+markers",
                                  line={"color": s["color"], "dash": s["dash"], "width": 2},
                                  marker={"symbol": s["symbol"], "size": 5, "color": s["color"]},
-                                 legendgroup=get_value(name).group,
-                                 legendgrouptitle_text=get_value(name).group))
+                                 legendgroup=_group(name),
+                                 legendgrouptitle_text=_group(name)))
     n_layers = max(max(c.layers) for c in curves.values()) + 1
     _threshold_marks(fig, n_layers, threshold, exclude_last)
     _layout(fig, f"{split.capitalize()} accuracy of the linear value probes by layer", width=1000, height=560,
@@ -169,7 +180,7 @@ def plot_layer_sweep(
 
 
 def _sweep_traces(c: AccuracyCurve, showlegend: bool) -> list[go.Scatter]:
-    color = GROUP_COLORS[get_value(c.value).group]
+    color = GROUP_COLORS.get(_group(c.value), OWN_COLOR)
     traces = [
         go.Scatter(x=list(c.layers), y=list(c.train_acc), name="train", mode="lines", legendgroup="train",
                    line={"color": color, "dash": "dot", "width": 2}, showlegend=showlegend),
@@ -203,7 +214,7 @@ def plot_value_sweep(
         if len(curves) != 1:
             raise ValueError(f"The data hold {len(curves)} values; pass value=... (one of {list(curves)}).")
         value = next(iter(curves))
-    name = get_value(value).name
+    name = value_name(value)
     if name not in curves:
         raise ValueError(f"No accuracy data for {name!r}; the data hold {list(curves)}.")
     c = curves[name]
@@ -293,7 +304,7 @@ def similarity_map(vectors: Iterable[ValueVector], layer: int | str = "middle") 
         >>> sim.matrix.shape
         (10, 10)
     """
-    vecs = {get_value(v.value).name: v for v in vectors}
+    vecs = {value_name(v.value): v for v in vectors}
     if len(vecs) < 2:
         raise ValueError(f"Need at least two value vectors for a similarity map, got {len(vecs)}.")
     names = _circumplex_sorted(vecs)
@@ -324,8 +335,11 @@ def circumplex_agreement(sim: SimilarityMap) -> float:
     Example:
         >>> round(circumplex_agreement(similarity_map(vectors)), 2)
         -0.41
+
+    Only the 10 values have circumplex positions: pairs with a concept of your own are left out.
     """
-    pairs = [(i, j) for i in range(len(sim.values)) for j in range(i + 1, len(sim.values))]
+    known = [i for i, v in enumerate(sim.values) if is_known_value(v)]
+    pairs = [(i, j) for a, i in enumerate(known) for j in known[a + 1:]]
     if len(pairs) < 3:
         raise ValueError("Need at least three values for a rank correlation.")
     cos = [float(sim.matrix[i, j]) for i, j in pairs]
