@@ -20,6 +20,7 @@ from workbench.plots import (
     plot_value_sweep,
     similarity_map,
 )
+from workbench.stats import wilson_interval
 from workbench.values import VALUE_NAMES, get_value
 from workbench.vectors import ValueVector
 
@@ -165,11 +166,23 @@ def test_evaluation_bars_from_hand_made_table():
     assert [t.name for t in fig.data[:2]] == ["none", "conva"]
     assert sum(t.showlegend is not False for t in fig.data) == 2
     assert list(fig.data[0].x) == ["achievement", "power", "all"]
-    assert fig.data[1].error_y.array[0] == pytest.approx(math.sqrt(0.7 * 0.3 / 20))
+    lo, hi = wilson_interval(0.7, 20)
+    assert fig.data[1].error_y.array[0] == pytest.approx(hi - 0.7)
+    assert fig.data[1].error_y.arrayminus[0] == pytest.approx(0.7 - lo)
+    assert "95% Wilson interval, n = 20" in fig.layout.title.text
     assert "Control success" in titles(fig)
     assert {a.text for a in fig.layout.annotations} >= {"control success rate — default", "fluency rate — negative prompt"}
     with pytest.raises(ValueError, match="fluency"):
         plot_evaluation([{"value": "power", "method": "x", "condition": "y", "csr": 1, "n": 1}])
+
+
+def test_evaluation_bars_are_not_certain_at_small_n():
+    """3 of 3 answers judged on-value is no proof: the bar's interval reaches well below 1 (a standard error is 0)."""
+    rows = [{"value": "power", "method": "conva", "condition": "plain", "csr": "1.0", "fluency": "0.0", "n": "3"}]
+    fig = plot_evaluation(rows)
+    csr, fluency = fig.data
+    assert csr.error_y.array[0] == pytest.approx(0.0) and csr.error_y.arrayminus[0] > 0.4
+    assert fluency.error_y.arrayminus[0] == pytest.approx(0.0) and fluency.error_y.array[0] > 0.4
 
 
 def test_prompt_audit_figure():

@@ -24,6 +24,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from scipy.stats import spearmanr
 
+from workbench.stats import wilson_interval
 from workbench.values import GROUPS, VALUES, circumplex_distance, get_value, is_known_value, value_name
 from workbench.vectors import ValueVector
 
@@ -460,7 +461,8 @@ def plot_audit(rows: Iterable[Mapping[str, Any]]) -> go.Figure:
 def plot_evaluation(rows: Iterable[Mapping[str, Any]]) -> go.Figure:
     """Control success rate and fluency by value and method (one row of panels per condition).
 
-    Rows have columns ``value,method,condition,csr,fluency,n``; error bars are binomial standard errors.
+    Rows have columns ``value,method,condition,csr,fluency,n``; error bars are 95% Wilson intervals,
+    honest at small n and at shares of 0 or 1 (where a standard error would claim certainty).
     A value named ``all`` (or ``mean``) is drawn last.
 
     Example:
@@ -480,23 +482,31 @@ def plot_evaluation(rows: Iterable[Mapping[str, Any]]) -> go.Figure:
     for ci, cond in enumerate(conditions):
         for mi, metric in enumerate(("csr", "fluency")):
             for k, method in enumerate(methods):
-                ys, errs = [], []
+                ys, ups, downs, ns = [], [], [], []
                 for v in values:
                     r = key.get((v, method, cond))
                     p = None if r is None else float(r[metric])
                     n = 0 if r is None else int(float(r["n"]))
+                    lo, hi = wilson_interval(p, n) if p is not None and n > 0 else (p, p)
                     ys.append(p)
-                    errs.append(math.sqrt(p * (1 - p) / n) if p is not None and n > 0 else None)
+                    ups.append(None if p is None else hi - p)
+                    downs.append(None if p is None else p - lo)
+                    ns.append(n)
                 fig.add_trace(go.Bar(x=values, y=ys, name=method, legendgroup=method, showlegend=ci == 0 and mi == 0,
-                                     marker_color=_METHOD_COLORS[k % len(_METHOD_COLORS)],
-                                     error_y={"type": "data", "array": errs, "visible": True, "thickness": 1}),
+                                     marker_color=_METHOD_COLORS[k % len(_METHOD_COLORS)], customdata=ns,
+                                     hovertemplate="%{x}: %{y:.0%} (n=%{customdata})<extra>" + method + "</extra>",
+                                     error_y={"type": "data", "symmetric": False, "array": ups, "arrayminus": downs,
+                                              "visible": True, "thickness": 1}),
                               row=ci + 1, col=mi + 1)
             fig.update_yaxes(title_text=("CSR" if mi == 0 else "fluency") + (f" ({cond})" if len(conditions) > 1 else ""),
                              range=[0, 1.05], tickformat=".0%", row=ci + 1, col=mi + 1)
     for col in (1, 2):
         fig.update_xaxes(tickangle=-40, row=len(conditions), col=col)
         fig.update_xaxes(title_text="value", row=len(conditions), col=col)
-    _layout(fig, "Control success and fluency by method<br><sup>error bars: binomial standard error</sup>",
+    counts = sorted({int(float(r["n"])) for r in rows})
+    n_text = f"n = {counts[0]}" if len(counts) == 1 else f"n = {counts[0]}-{counts[-1]}"
+    _layout(fig, f"Control success and fluency by method<br><sup>error bars: 95% Wilson interval, {n_text} answers "
+                 "per bar</sup>",
             width=1400, height=360 * len(conditions) + 200,
             barmode="group", legend={"title": {"text": "method"}})
     return fig
