@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import workbench.io
+import workbench.conversion as conversion
 import workbench.model as wm
 from workbench.activations import extract
 from workbench.io import atomic_path, atomic_write_text
@@ -68,7 +69,7 @@ def fake_conversion(monkeypatch, tmp_path):
         if state["fail_after_files"]:
             raise RuntimeError("converter killed half-way")
 
-    monkeypatch.setattr(wm, "_dequantise", fake_dequantise)
+    monkeypatch.setattr(conversion, "_dequantise", fake_dequantise)
     monkeypatch.setattr(wm, "_embedded_gguf_path", lambda key=None: gguf)
     target = tmp_path / "cache" / "models" / TARGET_NAME
     return target, calls, state

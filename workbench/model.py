@@ -16,10 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import socket
-import tempfile
-import time
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +32,8 @@ import platformdirs  # noqa: E402
 import torch  # noqa: E402
 
 from workbench.constants import DEFAULT_MODEL  # noqa: E402
+from workbench.conversion import conversion_complete, convert_gguf  # noqa: E402
+from workbench.twin import plain_decoder_layers, plain_twin, twin_unless_hooked  # noqa: E402  (re-exported)
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -75,62 +73,6 @@ def decoder_layers(model: Any) -> Sequence[torch.nn.Module]:
     if blocks is None or len(blocks) != model.cfg.n_layers:
         raise TypeError("The fast path needs a TransformerBridge whose `blocks` are the model's decoder layers.")
     return blocks
-
-
-def plain_twin(model: Any) -> Any:
-    """An unwrapped Hugging Face model that shares every weight tensor with the bridge's wrapped model.
-
-    The bridge wraps each submodule with hook points, which costs Python overhead on every token of
-    a decoding loop. The twin is built on the meta device and takes the bridge's tensors by
-    reference (``load_state_dict(assign=True)``): no weights are copied, and its outputs equal the
-    bridge's. Steering on it goes through :mod:`workbench.fastpath` (PyTorch forward hooks on
-    :func:`plain_decoder_layers`). Raises ``TypeError`` where the architecture is not supported.
-    """
-    from transformers import AutoModelForCausalLM
-
-    wrapped = model.original_model
-    state: dict[str, torch.Tensor] = {}
-    for key, tensor in wrapped.state_dict(keep_vars=True).items():
-        state.setdefault(key.replace("._original_component", ""), tensor)
-    with torch.device("meta"):
-        twin = AutoModelForCausalLM.from_config(wrapped.config)
-    result = twin.load_state_dict(state, strict=False, assign=True)
-    rotary = getattr(getattr(wrapped, "model", None), "rotary_emb", None)
-    if rotary is not None:  # its buffers are not in the state dict: reuse the wrapped module
-        twin.model.rotary_emb = getattr(rotary, "_original_component", rotary)
-    meta = [n for n, t in [*twin.named_parameters(), *twin.named_buffers()] if t.device.type == "meta"]
-    if result.missing_keys or meta:
-        raise TypeError(f"Cannot build an unwrapped twin of this {type(wrapped).__name__}: "
-                        f"{(result.missing_keys or meta)[:3]} have no tensor in the bridge.")
-    twin.generation_config = wrapped.generation_config
-    return twin.eval()
-
-
-def twin_unless_hooked(model: Any) -> Any:
-    """:func:`plain_twin`, or None where work must go through the bridge.
-
-    That is when the caller has hooks on the bridge (TransformerLens hooks inside ``steer``,
-    ``steer_profile`` or ``model.hooks``, or PyTorch hooks on its blocks), which the twin would not
-    run, or when the architecture has no twin.
-    """
-    hooked = [*model.hook_dict.values(), *getattr(model, "blocks", ())]  # hook points, and blocks hooked directly
-    if any(module._forward_hooks for module in hooked):
-        return None
-    try:
-        return plain_twin(model)
-    except TypeError:
-        return None
-
-
-def plain_decoder_layers(hf: Any) -> Sequence[torch.nn.Module]:
-    """The decoder layers of a plain Hugging Face causal LM (Llama/Qwen/Mistral/Gemma or GPT-2 layout)."""
-    for path in (("model", "layers"), ("transformer", "h")):
-        node = hf
-        for attr in path:
-            node = getattr(node, attr, None)
-        if node is not None:
-            return node
-    raise TypeError(f"No decoder layers found on {type(hf).__name__} (looked for model.layers and transformer.h).")
 
 
 def cache_dir() -> Path:
@@ -184,118 +126,6 @@ def _embedded_gguf_path(key: str = DEFAULT_MODEL) -> Path:
     return assemble(get_entry(key))
 
 
-COMPLETE = "COMPLETE"
-_OWNER = ".owner"
-_STALE_SECONDS = 6 * 3600  # a temporary conversion folder this old, of no live process, is garbage
-
-
-def conversion_complete(target: Path) -> bool:
-    """True if ``target`` is a finished conversion: its COMPLETE marker is there and every file it lists
-    has the recorded size. Anything else (no marker, a missing or cut file) must be converted again."""
-    marker = target / COMPLETE
-    if not marker.is_file():
-        return False
-    try:
-        info = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        info = None
-    if not isinstance(info, dict) or not isinstance(info.get("files"), dict):
-        return (target / "config.json").is_file()  # a marker from an older version: the bare GGUF name
-    for name, size in info["files"].items():
-        path = target / name
-        if not isinstance(size, int) or not path.is_file() or path.stat().st_size != size:
-            return False
-    return True
-
-
-def _owner_alive(folder: Path) -> bool:
-    """Whether the process that created a temporary conversion folder may still be working in it."""
-    try:
-        host, pid = (folder / _OWNER).read_text(encoding="utf-8").split()
-        if host == socket.gethostname():
-            os.kill(int(pid), 0)
-            return True
-    except ProcessLookupError:
-        return False
-    except (OSError, ValueError):
-        pass
-    try:
-        return time.time() - folder.stat().st_mtime < _STALE_SECONDS
-    except OSError:
-        return False
-
-
-def _remove_stale_temps(target: Path) -> None:
-    """Delete temporary folders of interrupted conversions of ``target`` (never loaded, only removed)."""
-    for leftover in target.parent.glob(f".{target.name}.*"):
-        if leftover.is_dir() and not _owner_alive(leftover):
-            shutil.rmtree(leftover, ignore_errors=True)
-
-
-def _dequantise(gguf: Path, folder: Path) -> None:
-    """Load a GGUF checkpoint with transformers (~40 s) and save it into ``folder`` as fp32 safetensors."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    hf = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    hf.hf_quantizer = None
-    if hasattr(hf.config, "quantization_config"):
-        del hf.config.quantization_config
-    hf.save_pretrained(folder)
-    tok.save_pretrained(folder)
-
-
-def _install(tmp: Path, target: Path) -> None:
-    """Rename the finished ``tmp`` folder onto ``target``; a broken ``target`` is moved aside first,
-    a complete one (another process finished first) is kept."""
-    for _ in range(5):
-        try:
-            os.rename(tmp, target)
-            return
-        except OSError:
-            if conversion_complete(target):
-                return
-        aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-        try:
-            os.rename(target, aside / "broken")  # atomic: nobody sees a half-deleted target
-        except FileNotFoundError:
-            pass
-        finally:
-            shutil.rmtree(aside, ignore_errors=True)
-    raise OSError(f"Could not put the converted model in place at {target}. Delete that folder and try again.")
-
-
-def _convert_gguf(gguf: Path, target: Path) -> Path:
-    """Dequantise a GGUF checkpoint into an fp32 safetensors folder, atomically.
-
-    The folder is written under a temporary name beside ``target``, gets a COMPLETE marker listing
-    every file and its size, and is renamed onto ``target`` at the end. An interrupted or concurrent
-    conversion therefore never leaves a half-written model where it would be loaded; a ``target``
-    without a valid marker is rebuilt, and temporary folders of dead runs are removed.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if conversion_complete(target):  # another process finished it meanwhile
-        return target
-    _remove_stale_temps(target)
-    if target.exists():
-        import warnings
-
-        warnings.warn(f"{target} is an incomplete model conversion (interrupted run?); converting again.", stacklevel=3)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
-    try:
-        (tmp / _OWNER).write_text(f"{socket.gethostname()} {os.getpid()}", encoding="utf-8")
-        _dequantise(gguf, tmp)
-        (tmp / _OWNER).unlink()
-        files = {p.relative_to(tmp).as_posix(): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
-        if "config.json" not in files:
-            raise OSError(f"Converting {gguf} produced no config.json; the GGUF file may be damaged. Reinstall it.")
-        (tmp / COMPLETE).write_text(json.dumps({"source": gguf.name, "files": files}, indent=1), encoding="utf-8")
-        _install(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
 def embedded_model_folder(key: str = DEFAULT_MODEL) -> Path:
     """The fp32 Hugging Face folder of an embedded model, converting it on first use.
 
@@ -306,7 +136,7 @@ def embedded_model_folder(key: str = DEFAULT_MODEL) -> Path:
     target = conversion_folder(get_entry(key))
     if conversion_complete(target):
         return target
-    return _convert_gguf(_embedded_gguf_path(key), target)
+    return convert_gguf(_embedded_gguf_path(key), target)
 
 
 def _load_hf(source: str | Path, dtype: torch.dtype) -> tuple[Any, Any, str]:
@@ -329,7 +159,7 @@ def _load_hf(source: str | Path, dtype: torch.dtype) -> tuple[Any, Any, str]:
             raise FileNotFoundError(f"GGUF file {path} does not exist.")
         digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
         target = cache_dir() / "models" / f"{path.stem}-{digest}-fp32"
-        folder = target if conversion_complete(target) else _convert_gguf(path, target)
+        folder = target if conversion_complete(target) else convert_gguf(path, target)
         return (
             AutoModelForCausalLM.from_pretrained(folder, dtype=dtype),
             AutoTokenizer.from_pretrained(folder),
