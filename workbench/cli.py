@@ -140,6 +140,8 @@ def _own_pairs(args: argparse.Namespace) -> list | None:
 def _load(args: argparse.Namespace):
     from workbench.model import load_model
 
+    if getattr(args, "loaded_model", None) is not None:  # set by `demo`, which runs several steps on one model
+        return args.loaded_model
     try:
         return load_model(args.model, device=args.device, dtype=args.dtype)
     except FileNotFoundError:
@@ -229,12 +231,22 @@ def _cmd_steer(args: argparse.Namespace) -> int:
     vec = _vector_for(model, value, Path(args.vectors), args.dataset)
     gate = None
     if args.method == "conva":
+        from workbench.demo import gate_path, load_saved_gate
+        from workbench.progress import spinner
+
+        saved = None if args.gate or gate_prompts or args.gate_kind != "residual" else \
+            load_saved_gate(Path(args.vectors).parent, value, model)
         if args.gate:
             gate = load_gate(args.gate, model=model)
+        elif saved is not None:
+            gate = saved
+            print(f"loaded the saved {value} gate {gate_path(Path(args.vectors).parent, value)} (--gate-prompts FILE "
+                  "trains a new one)", file=sys.stderr)
         else:
             print(f"training the {value} gate ({args.gate_kind}; save it with --save-gate PATH, reuse it with --gate PATH)",
                   file=sys.stderr)
-            gate = train_gate(model, value, kind=args.gate_kind, positives=gate_prompts)
+            with spinner(f"training the {value} gate"):
+                gate = train_gate(model, value, kind=args.gate_kind, positives=gate_prompts)
         _check_value(gate.value, value, f"Gate {args.gate}", f"drop --gate to train a {value} gate now")
         if args.save_gate:
             from workbench.gate import save_gate
@@ -244,9 +256,12 @@ def _cmd_steer(args: argparse.Namespace) -> int:
     defaults = steering_defaults(value)
     p0 = defaults.p0 if args.p0 is None else args.p0
     coef = defaults.coef if args.coef is None else args.coef
-    plain = generate(model, prompts, method="none", **common)
-    steered = generate(model, prompts, vector=vec, method=args.method, p0=p0, gate=gate, g0=args.g0,
-                       mode=args.mode, layers=layers, coef=coef, **common)
+    from workbench.progress import spinner
+
+    with spinner(f"generating {len(prompts)} x 2 answers of up to {args.max_new_tokens} tokens (unsteered, {args.method})"):
+        plain = generate(model, prompts, method="none", **common)
+        steered = generate(model, prompts, vector=vec, method=args.method, p0=p0, gate=gate, g0=args.g0,
+                           mode=args.mode, layers=layers, coef=coef, **common)
     from workbench.model import fingerprint
 
     g0 = None if gate is None else (gate.g0 if args.g0 is None else args.g0)
@@ -399,13 +414,23 @@ def _cmd_figures(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    code = _cmd_audit(args) or _cmd_probe(args)
-    if code:
-        return code
+    from workbench.demo import finish_demo
     from workbench.figures import write_figures
 
-    paths = write_figures(Path(args.out), Path(args.figures))
-    print(f"wrote {len(paths)} figure files to {args.figures}")
+    if args.eval_prompts < 0:
+        raise ValueError(f"--eval-prompts must be >= 0 (0 skips the evaluation), got {args.eval_prompts}.")
+    code = _cmd_audit(args)
+    if code:
+        return code
+    args.loaded_model = _load(args)  # one load for the probes, the gates, the example and the evaluation
+    code = _cmd_probe(args)
+    if code:
+        return code
+    finish_demo(args.loaded_model, Path(args.out), list(resolve_values(args.values)), evaluate=args.eval_prompts > 0,
+                limit=args.eval_prompts)
+    figures = Path(args.figures) if args.figures else Path(args.out) / "figures"
+    paths = write_figures(Path(args.out), figures)
+    print(f"wrote {len(paths)} figure files to {figures}")
     return 0
 
 
@@ -488,7 +513,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out", help="folder for the audit, accuracy table and vectors")
     _add_probe_args(p)
     _add_model_args(p)
-    p.add_argument("--figures", default="figures", help="where the figures go (HTML, PNG, PDF)")
+    p.add_argument("--figures", default=None, help="where the figures go (HTML, PNG, PDF; default: OUT/figures)")
+    from workbench.demo import EVAL_PROMPTS
+
+    p.add_argument("--eval-prompts", type=int, default=EVAL_PROMPTS,
+                   help="held-out prompts per value in the small evaluation (results.csv, summary.md; 0 skips it)")
     p.set_defaults(func=_cmd_demo, fallback_top=3)
     p = sub.add_parser("figures", help="write every figure as HTML, PNG and PDF")
     p.add_argument("--results", default="out", help="folder written by `workbench demo` / `probe` / `evaluate`")
@@ -535,7 +564,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--g0", type=float, default=None, help="gate threshold (default: the calibrated one)")
     p.add_argument("--layers", default=None, help="comma-separated steering layers (default: the vector's)")
     p.add_argument("--coef", type=float, default=None, help="CAA coefficient on the mean difference (default: per value)")
-    p.add_argument("--gate", default=None, help="a saved gate (.safetensors); default: train one now")
+    p.add_argument("--gate", default=None,
+                   help="a saved gate (.safetensors); default: the one `workbench demo` saved beside --vectors "
+                        "(VECTORS/../gates/<value>.safetensors), else train one now")
     p.add_argument("--gate-kind", choices=GATE_KINDS, default="residual",
                    help="residual: a probe on the model's own residual; encoder: on an independent sentence encoder")
     p.add_argument("--gate-prompts", default=None,
