@@ -18,8 +18,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-import workbench.io
 import workbench.conversion as conversion
+import workbench.io
 import workbench.model as wm
 from workbench.activations import extract
 from workbench.io import atomic_path, atomic_write_text
