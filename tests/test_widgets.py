@@ -3,9 +3,12 @@ import plotly.graph_objects as go
 import pytest
 from test_steering import synthetic_vector
 
+import workbench.widgets as widgets_mod
+from workbench.gate import save_gate, train_gate
+from workbench.generation import generate
 from workbench.sweep import steering_defaults
 from workbench.vectors import save_vector
-from workbench.widgets import DemoResult, SteeringDemo, answers_html, load_vectors, parse_layers, run_demo
+from workbench.widgets import DemoResult, SteeringDemo, answers_html, load_gates, load_vectors, parse_layers, run_demo
 
 PROMPT = "Should I take charge of the team?"
 
@@ -102,3 +105,38 @@ def test_widget_builds_and_runs(tiny_model, vectors):
     assert demo.last is result
     with pytest.raises(ValueError, match="at least one value vector"):
         SteeringDemo(tiny_model, {})
+
+
+def test_caa_runs_at_the_swept_coefficient_not_generates_default(tiny_model, vectors, monkeypatch):
+    """The CAA baseline steers at the value's swept coefficient (power: not 4.0, generate()'s default)."""
+    swept = steering_defaults("power").coef
+    assert swept != 4.0
+    calls = []
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs)
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(widgets_mod, "generate", recording)
+    r = run_demo(tiny_model, vectors, {}, "power", PROMPT, method="caa", max_new_tokens=4)
+    steered = [c for c in calls if c.get("method") == "caa"]
+    assert len(steered) == 1 and steered[0].get("coef") == swept
+    direct = generate(tiny_model, [PROMPT], vector=vectors["power"], method="caa", coef=swept, max_new_tokens=4)
+    assert r.steered == direct.texts[0]
+    run_demo(tiny_model, vectors, {}, "power", PROMPT, method="caa", coef=2.5, max_new_tokens=4)
+    assert calls[-1]["coef"] == 2.5
+
+
+def test_widget_lists_every_value_and_uses_given_gates(tiny_model, vectors, tmp_path, monkeypatch):
+    many = {"security": vectors["power"], "power": vectors["power"], "honesty": vectors["power"]}
+    gate = train_gate(tiny_model, "power")
+    save_gate(gate, tmp_path / "gates" / "power.safetensors")
+    gates = load_gates(tmp_path / "gates", model=tiny_model)
+    assert list(gates) == ["power:residual"] and load_gates(tmp_path / "none") == {}
+    monkeypatch.setattr(widgets_mod, "train_gate", lambda *a, **k: pytest.fail("a given gate was retrained"))
+    demo = SteeringDemo(tiny_model, many, prompt=PROMPT, max_new_tokens=4, gates=gates, value="power")
+    assert demo.value.options == ("power", "security", "honesty") and demo.value.value == "power"
+    result = demo.run()
+    assert result is not None and result.g0 == gate.g0 and result.gate_score is not None
+    demo.value.value = "security"
+    assert demo.p0.value == pytest.approx(steering_defaults("security").p0)

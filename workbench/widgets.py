@@ -2,15 +2,15 @@
 and compare the unsteered and steered answers with the gate score and the per-layer P_V plot.
 
 The work is done by plain functions (:func:`run_demo`, :func:`answers_html`), which the tests call
-directly; :class:`SteeringDemo` is a thin layer of controls around them. Trained gates are cached
-per value inside each demo object.
+directly; :class:`SteeringDemo` is a thin layer of controls around them. Gates saved by ``workbench demo``
+(:func:`load_gates`) are used as they are; others are trained on first use and cached in the demo object.
 
 Example:
     >>> import workbench as wb
     >>> from workbench.widgets import SteeringDemo, run_demo
     >>> model = wb.load_model()
-    >>> vectors = {"achievement": wb.probe_value(model, wb.load_pairs("achievement"))}
-    >>> demo = SteeringDemo(model, vectors)
+    >>> vectors = load_vectors("out/vectors", model=model)          # every value `workbench demo` probed
+    >>> demo = SteeringDemo(model, vectors, gates=load_gates("out/gates", model=model))
     >>> demo.widget                       # displays the controls in a notebook
     >>> result = run_demo(model, vectors, {}, "achievement", "Should I enter the contest?")
 """
@@ -30,10 +30,11 @@ from workbench.generation import GENERATION_METHODS, generate
 from workbench.plots import plot_prompt_audit
 from workbench.steering import MODES, check_probability
 from workbench.sweep import steering_defaults
-from workbench.values import get_value
+from workbench.values import VALUE_NAMES, get_value, is_known_value, value_name
 from workbench.vectors import ValueVector, load_vector
 
-__all__ = ["DEMO_METHODS", "DemoResult", "SteeringDemo", "answers_html", "load_vectors", "parse_layers", "run_demo"]
+__all__ = ["DEMO_METHODS", "DemoResult", "SteeringDemo", "answers_html", "load_gates", "load_vectors", "parse_layers",
+           "run_demo"]
 
 DEMO_METHODS = tuple(m for m in GENERATION_METHODS if m != "none")
 
@@ -94,6 +95,23 @@ def load_vectors(folder: str | Path, model: Any | None = None) -> dict[str, Valu
     return vectors
 
 
+def load_gates(folder: str | Path, model: Any | None = None) -> dict[str, Gate]:
+    """The gates saved in ``folder`` (``workbench demo`` writes ``OUT/gates``), keyed ``"<value>:<kind>"``
+    as :func:`run_demo` caches them; an absent folder gives ``{}``.
+
+    Example:
+        >>> gates = load_gates("out/gates", model=model)
+    """
+    from workbench.gate import load_gate
+
+    return {f"{g.value}:{g.kind}": g for g in (load_gate(p, model=model) for p in sorted(Path(folder).glob("*.safetensors")))}
+
+
+def _circumplex_order(name: str) -> tuple[int, str]:
+    """Sort key: the 10 values in circumplex order, then concepts of your own by name."""
+    return (get_value(name).position, name) if is_known_value(name) else (len(VALUE_NAMES), name)
+
+
 def run_demo(
     model: Any,
     vectors: Mapping[str, ValueVector],
@@ -107,18 +125,20 @@ def run_demo(
     layers: str | Sequence[int] | None = None,
     max_new_tokens: int = 32,
     gate_kind: str = "residual",
+    coef: float | None = None,
 ) -> DemoResult:
     """Answer ``prompt`` unsteered and steered toward ``value``; the callback behind the Run button.
 
     ``gates`` caches trained gates by value (a gate is trained on first use with method ``conva``).
-    ``g0=None`` uses the gate's calibrated threshold; ``layers=None`` the vector's steering layers.
+    ``g0=None`` uses the gate's calibrated threshold; ``layers=None`` the vector's steering layers;
+    ``coef=None`` (method ``caa``) the value's swept coefficient (:func:`workbench.sweep.steering_defaults`).
 
     Example:
         >>> r = run_demo(model, vectors, {}, "achievement", "Should I enter the contest?", p0=0.95)
         >>> r.fired, r.gate_score
         (True, 0.97)
     """
-    name = get_value(value).name
+    name = value_name(value)
     if name not in vectors:
         raise ValueError(f"No value vector for {name!r}; the demo has {sorted(vectors)}. "
                          f"Probe it first (workbench probe --values {name}).")
@@ -142,7 +162,9 @@ def run_demo(
         gate = gates[key]
     common = {"max_new_tokens": max_new_tokens}
     plain = generate(model, [prompt], method="none", **common)
-    steered = generate(model, [prompt], vector=vector, method=method, p0=p0, gate=gate, g0=g0, mode=mode, **common)
+    coef = steering_defaults(name).coef if coef is None else coef
+    steered = generate(model, [prompt], vector=vector, method=method, p0=p0, gate=gate, g0=g0, mode=mode, coef=coef,
+                       **common)
     audit = steered.audits[0]
     figure = plot_prompt_audit(audit, p0=p0, title=f"{name}: {prompt}") if audit.layers else None
     return DemoResult(name, prompt, method, mode, p0, g0 if g0 is not None or gate is None else gate.g0,
@@ -177,25 +199,29 @@ def answers_html(result: DemoResult) -> str:
 class SteeringDemo:
     """The widget: controls, a Run button, the answers side by side and the per-layer P_V plot.
 
+    The value list holds every value in ``vectors`` (``value`` picks the first shown); ``gates`` are
+    used instead of training (keys as :func:`load_gates` gives them).
+
     Example:
-        >>> demo = SteeringDemo(model, vectors)
+        >>> demo = SteeringDemo(model, vectors, gates=load_gates("out/gates", model=model))
         >>> demo.widget        # show it
         >>> demo.run()         # same as pressing Run
     """
 
     def __init__(self, model: Any, vectors: Mapping[str, ValueVector], prompt: str = "",
-                 max_new_tokens: int = 32) -> None:
+                 max_new_tokens: int = 32, gates: Mapping[str, Gate] | None = None, value: str | None = None) -> None:
         import ipywidgets as w
 
         if not vectors:
             raise ValueError("The demo needs at least one value vector; pass {value: ValueVector}.")
         self.model = model
         self.vectors = dict(vectors)
-        self.gates: dict[str, Gate] = {}
+        self.gates: dict[str, Gate] = dict(gates or {})  # "<value>:<kind>" -> gate, e.g. from load_gates()
         self.last: DemoResult | None = None
         style = {"description_width": "90px"}
         wide = w.Layout(width="340px")
-        self.value = w.Dropdown(options=sorted(self.vectors, key=lambda v: get_value(v).position),
+        options = sorted(self.vectors, key=_circumplex_order)
+        self.value = w.Dropdown(options=options, value=value_name(value) if value else options[0],
                                 description="value", style=style, layout=wide)
         self.p0 = w.FloatSlider(value=steering_defaults(self.value.value).p0, min=0.5, max=0.999, step=0.005,
                                 readout_format=".3f", description="P0", style=style, layout=wide)
