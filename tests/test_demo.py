@@ -86,3 +86,14 @@ def test_spinner_reports_time_and_failure():
     with spinner("x", stream=quiet, enabled=False):
         pass
     assert quiet.getvalue() == ""
+
+
+def test_figures_default_to_the_results_folder(tmp_path, monkeypatch, capsys):
+    """`workbench figures` without --out writes RESULTS/figures, not the committed figures/ of the checkout."""
+    from test_figures import make_results
+
+    made = make_results(tmp_path / "made")
+    monkeypatch.chdir(tmp_path)
+    assert main(["figures", "--results", str(made), "--formats", "html"]) == 0
+    assert (made / "figures" / "evaluation.html").is_file() and not (tmp_path / "figures").exists()
+    assert f"to {made / 'figures'}" in capsys.readouterr().out

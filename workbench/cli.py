@@ -2,7 +2,7 @@
 
     workbench audit --out DIR                      context-control audit -> DIR/audit.csv
     workbench probe --values all --out DIR         probes -> DIR/accuracy.csv, DIR/vectors/<value>.*
-    workbench demo --out DIR                       the main job: audit + probes for all 10 values + figures
+    workbench demo --out DIR                       the main job: audit, probes, gates, a small evaluation, figures
     workbench steer --value V --prompt "..."       unsteered vs steered answers with the audit
     workbench sweep --values all --out DIR         per-value P0 and CAA coefficient -> DIR/steering_defaults.json
     workbench train-judge --touche DIR             the Touché23-trained value judge -> workbench/data/judges/
@@ -408,8 +408,9 @@ def _cmd_export_gguf(args: argparse.Namespace) -> int:
 def _cmd_figures(args: argparse.Namespace) -> int:
     from workbench.figures import write_figures
 
-    paths = write_figures(Path(args.results), Path(args.out), formats=tuple(args.formats.split(",")))
-    print(f"wrote {len(paths)} files to {args.out}")
+    out = Path(args.out) if args.out else Path(args.results) / "figures"
+    paths = write_figures(Path(args.results), out, formats=tuple(args.formats.split(",")))
+    print(f"wrote {len(paths)} files to {out}")
     return 0
 
 
@@ -521,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo, fallback_top=3)
     p = sub.add_parser("figures", help="write every figure as HTML, PNG and PDF")
     p.add_argument("--results", default="out", help="folder written by `workbench demo` / `probe` / `evaluate`")
-    p.add_argument("--out", default="figures", help="folder for the figure files")
+    p.add_argument("--out", default=None, help="folder for the figure files (default: RESULTS/figures)")
     p.add_argument("--formats", default="html,png,pdf", help="comma-separated output formats")
     p.set_defaults(func=_cmd_figures)
 
