@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from workbench.datasets import load_pairs
+from workbench.defaults import steering_defaults
 from workbench.evaluation.judges import EncoderJudge, train_encoder_judge
 from workbench.evaluation.metrics import answer_perplexity, calibrate_fluency, fluency_flags, repetition_ratio
 from workbench.generation import chat_texts, generate
@@ -34,7 +35,6 @@ from workbench.multi import ProfileConflictWarning, steer_profile
 from workbench.prompts import load_value_prompts
 from workbench.steering import steer
 from workbench.subspace import orthogonal_probe, steer_subspace
-from workbench.sweep import steering_defaults
 from workbench.vectors import ValueVector, load_vector
 
 PROFILES = (("benevolence", "universalism"), ("achievement", "power"), ("security", "conformity", "tradition"),

@@ -22,6 +22,7 @@ from scipy.stats import wilcoxon
 
 from workbench.activations import extract
 from workbench.constants import JUDGE_NAMES
+from workbench.defaults import steering_defaults
 from workbench.evaluation.judges import load_judge
 from workbench.gate import evaluate_gate, train_gate
 from workbench.generation import generate
@@ -29,7 +30,6 @@ from workbench.io import atomic_write_text
 from workbench.model import load_model
 from workbench.prompts import load_unrelated_prompts, load_value_prompts
 from workbench.steering import MODES
-from workbench.sweep import steering_defaults
 from workbench.values import resolve_values
 from workbench.vectors import load_vector
 

@@ -200,11 +200,11 @@ def _check_value(found: str, wanted: str, what: str, fix: str) -> None:
 def _cmd_steer(args: argparse.Namespace) -> int:
     import json
 
+    from workbench.defaults import steering_defaults
     from workbench.gate import load_gate, train_gate
     from workbench.generation import generate
     from workbench.prompts import read_prompts
     from workbench.steering import check_coef, check_probability
-    from workbench.sweep import steering_defaults
 
     if (args.prompt is None) == (args.prompts is None):
         raise ValueError("Give exactly one of --prompt TEXT or --prompts FILE.")
@@ -301,8 +301,9 @@ def _closed_gate_note(record, g0: float | None, value: str) -> str | None:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
+    from workbench.defaults import save_defaults
     from workbench.model import fingerprint
-    from workbench.sweep import save_defaults, sweep_defaults
+    from workbench.sweep import sweep_defaults
 
     model = _load(args)
     out = Path(args.out)

@@ -91,7 +91,8 @@ def _probe(model: Any, cfg: ReproConfig) -> None:
 def _sweep(model: Any, cfg: ReproConfig) -> None:
     from tqdm.auto import tqdm
 
-    from workbench.sweep import SteeringDefaults, save_defaults, sweep_defaults
+    from workbench.defaults import SteeringDefaults, save_defaults
+    from workbench.sweep import sweep_defaults
     from workbench.tables import write_csv
     from workbench.vectors import load_vector
 

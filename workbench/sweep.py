@@ -21,22 +21,19 @@ Example:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from workbench.datasets import data_root
+from workbench.defaults import FALLBACK, SteeringDefaults, load_defaults, save_defaults, steering_defaults
 from workbench.evaluation.judges import DEFAULT_JUDGE, load_judge
 from workbench.evaluation.metrics import answer_perplexity, calibrate_fluency, fluency_flags, repetition_ratio
 from workbench.generation import chat_texts, generate
-from workbench.io import atomic_write_text
 from workbench.prompts import load_value_prompts
-from workbench.values import get_value, value_name
+from workbench.values import get_value
 from workbench.vectors import ValueVector
 
 __all__ = ["COEF_GRID", "FALLBACK", "P0_GRID", "SteeringDefaults", "SweepRow", "load_defaults", "save_defaults",
@@ -44,17 +41,6 @@ __all__ = ["COEF_GRID", "FALLBACK", "P0_GRID", "SteeringDefaults", "SweepRow", "
 
 P0_GRID = (0.9, 0.99, 0.999, 0.9999)
 COEF_GRID = (0.25, 0.5, 1.0, 2.0)
-
-
-@dataclass(frozen=True)
-class SteeringDefaults:
-    """Per-value steering strengths: ConVA's target probability and CAA's coefficient."""
-
-    p0: float
-    coef: float
-
-
-FALLBACK = SteeringDefaults(p0=0.95, coef=4.0)  # for values (or files) without a sweep
 
 
 @dataclass(frozen=True)
@@ -127,26 +113,3 @@ def sweep_defaults(
             p0=_choose([r for r in value_rows if r.method == "conva"], base_fluency, min_fluency),
             coef=_choose([r for r in value_rows if r.method == "caa"], base_fluency, min_fluency))
     return rows, chosen
-
-
-def save_defaults(defaults: Mapping[str, SteeringDefaults], path: str | Path, meta: Mapping[str, Any]) -> Path:
-    """Write the chosen defaults (and how they were chosen) as JSON, atomically."""
-    body = {"meta": dict(meta), "values": {v: asdict(d) for v, d in sorted(defaults.items())}}
-    return atomic_write_text(Path(path), json.dumps(body, indent=2) + "\n")
-
-
-def load_defaults(path: str | Path | None = None) -> dict[str, SteeringDefaults]:
-    """Read a defaults file (default: the shipped one); a missing file gives no per-value defaults."""
-    path = Path(path) if path is not None else data_root() / "steering_defaults.json"
-    if not path.is_file():
-        return {}
-    try:
-        body = json.loads(path.read_text(encoding="utf-8"))
-        return {v: SteeringDefaults(float(d["p0"]), float(d["coef"])) for v, d in body["values"].items()}
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{path} is not a steering-defaults file ({err}); rerun `workbench sweep`.") from None
-
-
-def steering_defaults(value: str, path: str | Path | None = None) -> SteeringDefaults:
-    """The swept P0 and CAA coefficient for ``value`` (:data:`FALLBACK` where there is none)."""
-    return load_defaults(path).get(value_name(value), FALLBACK)

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from workbench.constants import SUITE_METHODS
 from workbench.datasets import load_pairs
+from workbench.defaults import steering_defaults
 from workbench.evaluation.capability import load_mmlu, mmlu_predictions, wikitext_perplexity
 from workbench.evaluation.judges import DEFAULT_JUDGE, JUDGE_NAMES, load_judge
 from workbench.evaluation.metrics import (
@@ -43,7 +44,6 @@ from workbench.model import fingerprint
 from workbench.probes import probe_value
 from workbench.prompts import load_value_prompts, read_prompts
 from workbench.steering import steer
-from workbench.sweep import steering_defaults
 from workbench.tables import write_csv
 from workbench.vectors import ValueVector, load_vector, save_vector
 
