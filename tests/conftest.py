@@ -3,7 +3,10 @@ and a check after every test that no hook was left on either model."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -59,3 +62,24 @@ def no_leaked_hooks():
     yield
     after = [count_hooks(m) for m in _LOADED[: len(before)]]
     assert after == before, f"hooks left on a model after the test: {before} -> {after}"
+
+
+@contextlib.contextmanager
+def fifo_at(path: Path, release_after: float = 5.0):
+    """Make a FIFO at ``path``; a reader that opens it (code that should have refused it) is released with an
+    empty read after ``release_after`` seconds, so a regression fails the test instead of hanging it."""
+    os.mkfifo(path)
+
+    def release() -> None:
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))  # ENXIO where nobody reads: nothing to do
+        except OSError:
+            pass
+
+    timer = threading.Timer(release_after, release)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield path
+    finally:
+        timer.cancel()

@@ -200,10 +200,11 @@ def test_missing_file_and_folder(tmp_path, name):
 def test_fifo_and_link_loop_are_named_not_reported_missing(tmp_path, name):
     import os
 
+    from conftest import fifo_at
+
     fifo = tmp_path / f"pipe{TEXT_LOADERS[name][0]}"
-    os.mkfifo(fifo)  # reading it would block forever
-    with pytest.raises(DataError, match=r"is a FIFO \(named pipe\), not a regular file") as info:
-        TEXT_LOADERS[name][1](fifo)
+    with fifo_at(fifo), pytest.raises(DataError, match=r"is a FIFO \(named pipe\), not a regular file") as info:
+        TEXT_LOADERS[name][1](fifo)  # reading it would block until a writer comes
     assert_clear(info.value, fifo)
     loop = tmp_path / f"loop{TEXT_LOADERS[name][0]}"
     os.symlink(loop.name, loop)
