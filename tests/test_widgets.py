@@ -122,7 +122,8 @@ def test_caa_runs_at_the_swept_coefficient_not_generates_default(tiny_model, vec
     steered = [c for c in calls if c.get("method") == "caa"]
     assert len(steered) == 1 and steered[0].get("coef") == swept
     direct = generate(tiny_model, [PROMPT], vector=vectors["power"], method="caa", coef=swept, max_new_tokens=4)
-    assert r.steered == direct.texts[0]
+    assert r.steered == direct.texts[0] and r.coef == swept
+    assert f"method caa (prompt-once), coef {swept:g}." in answers_html(r)
     run_demo(tiny_model, vectors, {}, "power", PROMPT, method="caa", coef=2.5, max_new_tokens=4)
     assert calls[-1]["coef"] == 2.5
 

@@ -55,6 +55,7 @@ class DemoResult:
     fired: bool
     layers: tuple[dict[str, float], ...]
     figure: go.Figure | None
+    coef: float | None = None  # the CAA coefficient (method caa only)
 
 
 def parse_layers(spec: str | Sequence[int] | None) -> tuple[int, ...] | None:
@@ -168,7 +169,8 @@ def run_demo(
     audit = steered.audits[0]
     figure = plot_prompt_audit(audit, p0=p0, title=f"{name}: {prompt}") if audit.layers else None
     return DemoResult(name, prompt, method, mode, p0, g0 if g0 is not None or gate is None else gate.g0,
-                      plain.texts[0], steered.texts[0], audit.gate_score, audit.fired, audit.layers, figure)
+                      plain.texts[0], steered.texts[0], audit.gate_score, audit.fired, audit.layers, figure,
+                      coef if method == "caa" else None)
 
 
 def answers_html(result: DemoResult) -> str:
@@ -184,11 +186,12 @@ def answers_html(result: DemoResult) -> str:
     else:
         verdict = "open: steering fired" if result.fired else "closed: answer left unsteered"
         gate = f"gate score <b>{result.gate_score:.3f}</b> vs g0 {result.g0:.3f} &rarr; {verdict}"
+    strength = f"coef {result.coef:g}" if result.coef is not None else f"P0 {result.p0:g}"
     box = ("flex:1; border:1px solid #ccc; border-radius:6px; padding:8px; white-space:pre-wrap; "
            "font-family:sans-serif; min-height:4em")
     return (
         f'<div style="font-family:sans-serif"><div style="margin-bottom:6px">Value <b>{esc(result.value)}</b>, '
-        f"method {esc(result.method)} ({esc(result.mode)}), P0 {result.p0:g}. {gate}</div>"
+        f"method {esc(result.method)} ({esc(result.mode)}), {strength}. {gate}</div>"
         f'<div style="display:flex; gap:12px">'
         f'<div style="{box}"><div style="color:#D55E00"><b>unsteered</b></div>{esc(result.unsteered)}</div>'
         f'<div style="{box}"><div style="color:#0072B2"><b>steered</b></div>{esc(result.steered)}</div>'
