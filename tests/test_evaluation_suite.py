@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -79,6 +81,24 @@ def test_suite_writes_tables_and_resume_gives_same_table(tiny_model, tmp_path, m
 def test_unknown_method_is_clear_error(tiny_model, tmp_path):
     with pytest.raises(ValueError, match="Unknown methods"):
         run_suite(tiny_model, SuiteConfig(values=("power",), methods=("magic",), out=tmp_path))
+
+
+@pytest.mark.parametrize("limit", [0, -1, 2.5, True])
+def test_limit_must_be_a_positive_count(tmp_path, limit):
+    with pytest.raises(ValueError, match="limit must be a positive number"):
+        SuiteConfig(values=("power",), out=tmp_path, limit=limit)
+
+
+def test_a_cache_line_without_an_answer_is_regenerated(tiny_model, tmp_path):
+    cfg = _cfg(tmp_path)
+    _run(tiny_model, cfg)
+    path = tmp_path / "generations" / "power" / "none__plain.jsonl"
+    lines = path.read_text().splitlines()
+    broken = [{k: v for k, v in json.loads(line).items() if k != "answer"} for line in lines]
+    path.write_text("\n".join(json.dumps(r) for r in broken) + "\n")
+    _run(tiny_model, cfg)  # before: KeyError 'answer'
+    answered = [json.loads(line) for line in path.read_text().splitlines() if '"answer"' in line]
+    assert len(answered) == len(lines) == 3
 
 
 def test_suite_mmlu_reuses_unsteered_predictions_only_where_the_gate_is_closed(tiny_model, tmp_path, monkeypatch):

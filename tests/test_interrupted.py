@@ -7,6 +7,7 @@ readable results. The model conversion runs through a fake converter (the real o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -84,7 +85,9 @@ def test_first_use_converts_once_then_reuses(fake_conversion):
     assert wm.embedded_model_folder() == target
     assert len(calls) == 1 and (target / "COMPLETE").is_file() and (target / "config.json").is_file()
     marker = json.loads((target / "COMPLETE").read_text())
-    assert marker["files"] == {"config.json": (target / "config.json").stat().st_size, "model.safetensors": 4096}
+    assert {n: r["size"] for n, r in marker["files"].items()} == {"config.json": (target / "config.json").stat().st_size,
+                                                                    "model.safetensors": 4096}
+    assert marker["files"]["model.safetensors"]["sha256"] == hashlib.sha256(b"\x01" * 4096).hexdigest()
     assert wm.embedded_model_folder() == target
     assert len(calls) == 1
     assert _temp_folders(target) == []
@@ -111,6 +114,29 @@ def test_marker_with_a_cut_file_is_rebuilt(fake_conversion):
     with pytest.warns(UserWarning, match="incomplete"):
         wm.embedded_model_folder()
     assert len(calls) == 2 and (target / "model.safetensors").stat().st_size == 4096
+
+
+def test_same_size_damage_of_the_cached_weights_is_rebuilt(fake_conversion):
+    target, calls, _ = fake_conversion
+    wm.embedded_model_folder()
+    (target / "model.safetensors").write_bytes(b"\x02" * 4096)  # same size, other bytes
+    with pytest.warns(UserWarning, match="incomplete"):
+        wm.embedded_model_folder()
+    assert len(calls) == 2 and (target / "model.safetensors").read_bytes() == b"\x01" * 4096
+
+
+def test_a_rewrite_with_the_same_bytes_is_kept(fake_conversion):
+    target, calls, _ = fake_conversion
+    wm.embedded_model_folder()
+    (target / "model.safetensors").write_bytes(b"\x01" * 4096)  # touched (new mtime), same content: hashed, kept
+    assert wm.embedded_model_folder() == target and len(calls) == 1
+
+
+def test_a_size_only_marker_of_the_previous_version_is_accepted(fake_conversion):
+    target, calls, _ = fake_conversion
+    wm.embedded_model_folder()
+    (target / "COMPLETE").write_text(json.dumps({"files": {"model.safetensors": 4096}}))
+    assert wm.embedded_model_folder() == target and len(calls) == 1
 
 
 def test_marker_listing_a_missing_file_is_rebuilt(fake_conversion):

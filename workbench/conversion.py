@@ -30,9 +30,38 @@ _OWNER = ".owner"
 _STALE_SECONDS = 6 * 3600  # a temporary conversion folder this old, of no live process, is garbage
 
 
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _file_record(path: Path) -> dict[str, int | str]:
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": _sha256(path)}
+
+
+def _file_ok(path: Path, rec: object) -> bool:
+    if isinstance(rec, int):  # a marker from before checksums: the size only
+        return path.is_file() and path.stat().st_size == rec
+    if not isinstance(rec, dict) or not path.is_file():
+        return False
+    st = path.stat()
+    if st.st_size != rec.get("size"):
+        return False
+    # Unchanged since written (same mtime): trusted without reading it; any write since is hashed again,
+    # so same-size damage is caught (~1 s per GB) before the weights are loaded.
+    return st.st_mtime_ns == rec.get("mtime_ns") or _sha256(path) == rec.get("sha256")
+
+
 def conversion_complete(target: Path) -> bool:
     """True if ``target`` is a finished conversion: its COMPLETE marker is there and every file it lists
-    has the recorded size. Anything else (no marker, a missing or cut file) must be converted again."""
+    has the recorded size and, if it was written to since, the recorded sha256. Anything else (no
+    marker, a missing, cut or altered file) must be converted again."""
     marker = target / COMPLETE
     if not marker.is_file():
         return False
@@ -42,11 +71,7 @@ def conversion_complete(target: Path) -> bool:
         info = None
     if not isinstance(info, dict) or not isinstance(info.get("files"), dict):
         return (target / "config.json").is_file()  # a marker from an older version: the bare GGUF name
-    for name, size in info["files"].items():
-        path = target / name
-        if not isinstance(size, int) or not path.is_file() or path.stat().st_size != size:
-            return False
-    return True
+    return all(_file_ok(target / name, rec) for name, rec in info["files"].items())
 
 
 def _owner_alive(folder: Path) -> bool:
@@ -127,7 +152,7 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
         (tmp / _OWNER).write_text(f"{socket.gethostname()} {os.getpid()}", encoding="utf-8")
         _dequantise(gguf, tmp)
         (tmp / _OWNER).unlink()
-        files = {p.relative_to(tmp).as_posix(): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
+        files = {p.relative_to(tmp).as_posix(): _file_record(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         if "config.json" not in files:
             raise OSError(f"Converting {gguf} produced no config.json; the GGUF file may be damaged. Reinstall it.")
         (tmp / COMPLETE).write_text(json.dumps({"source": gguf.name, "files": files}, indent=1), encoding="utf-8")

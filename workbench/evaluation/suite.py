@@ -77,6 +77,10 @@ class SuiteConfig:
     judge_model: str | None = None  # url: the endpoint's model name; llm: a load_model source (default: research model)
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1):
+            raise ValueError(f"limit must be a positive number of prompts per value (or None for all), got {self.limit!r}.")
+
 
 @dataclass(frozen=True)
 class SuiteResult:
@@ -172,9 +176,10 @@ def _generate_cached(model: Any, cfg: SuiteConfig, fp: str, value: str, method: 
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
                 rec = json.loads(line)
-                done[rec["key"]] = rec
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue  # a damaged line (e.g. from a killed run) is regenerated
+                if isinstance(rec.get("answer"), str):
+                    done[rec["key"]] = rec
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+                continue  # a damaged line (e.g. from a killed run, or without an answer) is regenerated
     keys = [text_hash([*settings, p]) for p in prompts]
     todo = [i for i, k in enumerate(keys) if k not in done]
     system = high_value_prompt(value, "low") if condition == "negative-prompt" else None
