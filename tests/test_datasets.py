@@ -159,3 +159,14 @@ def test_read_pairs_reads_csv_json_and_jsonl_without_value_field(tmp_path):
 def test_load_pairs_of_a_custom_concept_says_how_to_bring_pairs():
     with pytest.raises(ValueError, match=r"No shipped pairs for 'honesty'.*--pairs FILE --value honesty"):
         load_pairs("honesty")
+
+
+def test_pair_csv_with_an_unterminated_quote_is_refused_not_merged(tmp_path):
+    import pytest
+
+    from workbench.datasets import DataError, read_pairs
+
+    path = tmp_path / "pairs.csv"
+    path.write_text('positive,negative\n"I gave, freely",I kept it\n"I helped her,I ignored her\nI shared,I hoarded\n')
+    with pytest.raises(DataError, match="never closed"):
+        read_pairs(path, value="honesty")

@@ -203,7 +203,8 @@ def _csv_records(path: Path) -> list[tuple[str, object]]:
     import csv
     import io
 
-    reader = csv.DictReader(io.StringIO("\n".join(read_text_lines(path, "Pair file")), newline=""))
+    # strict: an unterminated quote is an error, not the rest of the file read as one field
+    reader = csv.DictReader(io.StringIO("\n".join(read_text_lines(path, "Pair file")), newline=""), strict=True)
     try:
         columns = reader.fieldnames or []
         missing = [c for c in ("positive", "negative") if c not in columns]
@@ -213,6 +214,9 @@ def _csv_records(path: Path) -> list[tuple[str, object]]:
         return [(f"{path}:{reader.line_num}", {k: v for k, v in row.items() if k in ("value", "positive", "negative")})
                 for row in reader if any((v or "").strip() for v in row.values() if isinstance(v, str))]
     except csv.Error as err:
+        if "unexpected end of data" in str(err):
+            raise DataError(f"{path}: a quoted field after line {reader.line_num} is never closed (unterminated quote). "
+                            "Close the quote, or double quotes inside a quoted field (\"\").") from None
         raise DataError(f"{path}:{reader.line_num}: malformed CSV ({err}). Quote fields that hold commas or quotes.") from None
 
 
