@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from collections.abc import Sequence
@@ -20,17 +19,7 @@ from pathlib import Path
 
 from workbench.io import atomic_write_text
 
-__all__ = ["main", "wilson"]
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion k/n."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+__all__ = ["main"]
 
 
 def _run_one(name: str, args: argparse.Namespace) -> dict:
@@ -38,6 +27,7 @@ def _run_one(name: str, args: argparse.Namespace) -> dict:
 
     from workbench.evaluation.capability import load_mmlu, mmlu_predictions
     from workbench.model import load_model
+    from workbench.stats import wilson_interval
 
     t0 = time.perf_counter()
     model = load_model(name, device=args.device)
@@ -46,7 +36,7 @@ def _run_one(name: str, args: argparse.Namespace) -> dict:
     t1 = time.perf_counter()
     preds = mmlu_predictions(model, items, batch_size=args.batch_size)
     correct = int(np.sum(preds == np.array([it.answer for it in items])))
-    lo, hi = wilson(correct, len(items))
+    lo, hi = wilson_interval(correct / len(items), len(items))
     return {"model": name, "n": len(items), "shots": args.shots, "seed": args.seed, "correct": correct,
             "accuracy": correct / len(items), "ci95": [lo, hi], "load_s": load_s,
             "mmlu_s": time.perf_counter() - t1, "predictions": preds.tolist(),
