@@ -204,7 +204,7 @@ def _cmd_steer(args: argparse.Namespace) -> int:
     from workbench.gate import load_gate, train_gate
     from workbench.generation import generate
     from workbench.prompts import read_prompts
-    from workbench.steering import check_coef, check_probability
+    from workbench.steering import check_probability
 
     if (args.prompt is None) == (args.prompts is None):
         raise ValueError("Give exactly one of --prompt TEXT or --prompts FILE.")
@@ -220,12 +220,7 @@ def _cmd_steer(args: argparse.Namespace) -> int:
                              "or use --method conva.")
     if args.g0 is not None:
         check_probability("--g0", args.g0)
-    if args.p0 is not None:
-        check_probability("--p0", args.p0)
-    if args.coef is not None:
-        check_coef(args.coef, "--coef")
-    if args.max_new_tokens < 1:
-        raise ValueError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}.")
+    _check_strengths(args)
     _check_file_arg(args.gate, "--gate")
     _check_file_arg(args.gate_prompts, "--gate-prompts")
     gate_prompts = read_prompts(args.gate_prompts) if args.gate_prompts else None
@@ -322,18 +317,24 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from workbench.evaluation.suite import SuiteConfig, run_suite
+def _check_strengths(args: argparse.Namespace) -> None:
+    """--p0, --coef and --max-new-tokens, before any model is loaded."""
     from workbench.steering import check_coef, check_probability
 
-    if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit must be >= 1 (prompts per value), got {args.limit}. Leave it out to use every prompt.")
     if args.p0 is not None:
         check_probability("--p0", args.p0)
     if args.coef is not None:
         check_coef(args.coef, "--coef")
     if args.max_new_tokens < 1:
         raise ValueError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}.")
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from workbench.evaluation.suite import SuiteConfig, run_suite
+
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be >= 1 (prompts per value), got {args.limit}. Leave it out to use every prompt.")
+    _check_strengths(args)
     _check_file_arg(args.mmlu, "--mmlu", kind="folder")  # before any generation, not after it
     _check_file_arg(args.wikitext, "--wikitext")
     _check_file_arg(args.prompts, "--prompts", kind="folder")
