@@ -162,3 +162,11 @@ def test_cli_evaluate_checks_cheap_arguments_before_the_model_and_generation(tmp
     monkeypatch.setattr(suite_mod, "run_suite", lambda *a, **k: pytest.fail("the suite ran"))
     assert cli.main(["evaluate", "--values", "power", "--out", str(tmp_path), *extra]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_conditions_can_be_chosen(tiny_model, tmp_path):
+    result = _run(tiny_model, _cfg(tmp_path, conditions=("plain",)))
+    assert {r[2] for r in result.results} == {"plain"}
+    assert "negative-prompt" not in result.summary
+    with pytest.raises(ValueError, match="Unknown or no conditions"):
+        _cfg(tmp_path, conditions=("sunny",))

@@ -76,8 +76,12 @@ class SuiteConfig:
     judge_url: str | None = None
     judge_model: str | None = None  # url: the endpoint's model name; llm: a load_model source (default: research model)
     progress: bool = True
+    conditions: tuple[str, ...] = CONDITIONS  # plain, and under the negative system prompt
 
     def __post_init__(self) -> None:
+        bad = [c for c in self.conditions if c not in CONDITIONS]
+        if bad or not self.conditions:
+            raise ValueError(f"Unknown or no conditions {bad}; use any of {', '.join(CONDITIONS)}.")
         if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1):
             raise ValueError(f"limit must be a positive number of prompts per value (or None for all), got {self.limit!r}.")
 
@@ -275,7 +279,7 @@ def _summary(results: Sequence[tuple[str, str, str, float, float, int]], capabil
     if judge_meta:
         model = f" ({judge_meta['judge_model']})" if judge_meta.get("judge_model") else ""
         lines += [f"Value judge: `{judge_meta['judge']}`{model}; fluency: {judge_meta['fluency']}.", ""]
-    for condition in CONDITIONS:
+    for condition in dict.fromkeys(r[2] for r in results):
         lines += [f"## Control success rate / fluency — {condition}", "",
                   "| value | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
         by = {(r[0], r[1]): r for r in results if r[2] == condition}
@@ -327,7 +331,7 @@ def run_suite(model: Any, cfg: SuiteConfig, judge_factory: Callable[[str], Any] 
     artefacts: dict[str, tuple[ValueVector, ValueVector | None, Gate]] = {}
     records: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     prompts_by_value: dict[str, list[str]] = {}
-    jobs = [(v, m, c) for v in cfg.values for m in cfg.methods for c in CONDITIONS]
+    jobs = [(v, m, c) for v in cfg.values for m in cfg.methods for c in cfg.conditions]
     for value, method, condition in tqdm(jobs, desc="suite", disable=not cfg.progress):
         if value not in artefacts:
             artefacts[value] = _artefacts(model, cfg, value)
