@@ -15,7 +15,7 @@ import torch
 from conftest import count_hooks
 from test_steering import synthetic_vector
 
-import workbench.steering
+import workbench.steering.shifts
 from workbench.activations import extract, tokenize
 from workbench.gate import Gate
 from workbench.generation import generate
@@ -52,7 +52,7 @@ def unchanged(model) -> Iterator[None]:
 
 def failing_on_call(k: int, error: BaseException) -> Callable:
     """A stand-in for closed_form_eps that works k-1 times, then raises ``error`` (a hook failing mid-way)."""
-    real = workbench.steering.closed_form_eps
+    real = workbench.steering.shifts.closed_form_eps
     calls = {"n": 0}
 
     def fn(*args, **kwargs):
@@ -124,7 +124,7 @@ def test_gate_mask_of_the_wrong_size_fails_in_the_hook_and_cleans_up(tiny_model)
 @pytest.mark.parametrize(("mode", "fail_at"), [("prompt-once", 2), ("per-step", 5)])
 def test_generate_with_a_hook_failing_mid_way(tiny_model, monkeypatch, mode, fail_at):
     """prompt-once: the second layer's hook fails on the prompt pass; per-step: a hook fails on a decode step."""
-    monkeypatch.setattr(workbench.steering, "closed_form_eps", failing_on_call(fail_at, RuntimeError("hook died")))
+    monkeypatch.setattr(workbench.steering.shifts, "closed_form_eps", failing_on_call(fail_at, RuntimeError("hook died")))
     with unchanged(tiny_model), pytest.raises(RuntimeError, match="hook died"):
         generate(tiny_model, PROMPTS, vector=synthetic_vector(tiny_model), method="conva-nogate", mode=mode,
                  max_new_tokens=6)
@@ -132,7 +132,7 @@ def test_generate_with_a_hook_failing_mid_way(tiny_model, monkeypatch, mode, fai
 
 def test_generate_failing_in_a_later_batch(tiny_model, monkeypatch):
     """The first batch completes (hooks added and removed), the second fails half-way."""
-    monkeypatch.setattr(workbench.steering, "closed_form_eps", failing_on_call(3, KeyboardInterrupt()))
+    monkeypatch.setattr(workbench.steering.shifts, "closed_form_eps", failing_on_call(3, KeyboardInterrupt()))
     with unchanged(tiny_model), pytest.raises(KeyboardInterrupt):
         generate(tiny_model, PROMPTS, vector=synthetic_vector(tiny_model), method="conva-nogate", batch_size=1,
                  max_new_tokens=4)

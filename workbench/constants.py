@@ -1,7 +1,8 @@
 """Names the command line offers as choices, kept in a module that imports nothing heavy.
 
 The modules that implement them (steering, generation, gates, the suite, judges, datasets) import
-these tuples from here, so each default lives in one place and ``workbench --help`` needs neither
+these tuples from here (the method names from the registry in :mod:`workbench.methods`), so each
+choice lives in one place and ``workbench --help`` needs neither
 torch nor transformers.
 
 Example:
@@ -12,14 +13,14 @@ Example:
 
 from __future__ import annotations
 
+from workbench.methods import GENERATION_METHODS, SUITE_METHODS
+
 __all__ = ["DATASETS", "DEFAULT_MODEL", "DTYPES", "GATE_KINDS", "GENERATION_METHODS", "JUDGE_NAMES", "MODES",
            "SUITE_METHODS"]
 
 DEFAULT_MODEL = "embedded:smollm2-135m-instruct"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DATASETS = ("controlled", "naive")
-MODES = ("prompt-once", "per-step")
-GENERATION_METHODS = ("none", "prompt", "caa", "conva", "conva-nogate")
-SUITE_METHODS = ("none", "prompt", "caa", "conva", "conva-nogate", "conva-naive")
+MODES = ("prompt-once", "per-step")  # the first is the default (workbench.steering.SteeringSpec.mode)
 GATE_KINDS = ("residual", "encoder")
 JUDGE_NAMES = ("touche", "llm", "pairs", "url")

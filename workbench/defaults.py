@@ -21,7 +21,7 @@ from workbench.datasets import data_root
 from workbench.io import atomic_write_text
 from workbench.values import value_name
 
-__all__ = ["FALLBACK", "SteeringDefaults", "load_defaults", "save_defaults", "steering_defaults"]
+__all__ = ["FALLBACK", "SteeringDefaults", "defaults_meta", "load_defaults", "save_defaults", "steering_defaults"]
 
 
 @dataclass(frozen=True)
@@ -41,16 +41,27 @@ def save_defaults(defaults: Mapping[str, SteeringDefaults], path: str | Path, me
     return atomic_write_text(Path(path), json.dumps(body, indent=2) + "\n")
 
 
-def load_defaults(path: str | Path | None = None) -> dict[str, SteeringDefaults]:
-    """Read a defaults file (default: the shipped one); a missing file gives no per-value defaults."""
+def _read(path: str | Path | None) -> tuple[dict[str, SteeringDefaults], dict[str, Any]]:
     path = Path(path) if path is not None else data_root() / "steering_defaults.json"
     if not path.is_file():
-        return {}
+        return {}, {}
     try:
         body = json.loads(path.read_text(encoding="utf-8"))
-        return {v: SteeringDefaults(float(d["p0"]), float(d["coef"])) for v, d in body["values"].items()}
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        values = {v: SteeringDefaults(float(d["p0"]), float(d["coef"])) for v, d in body["values"].items()}
+        meta = body.get("meta", {})
+        return values, (dict(meta) if isinstance(meta, dict) else {})
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
         raise ValueError(f"{path} is not a steering-defaults file ({err}); rerun `workbench sweep`.") from None
+
+
+def load_defaults(path: str | Path | None = None) -> dict[str, SteeringDefaults]:
+    """Read a defaults file (default: the shipped one); a missing file gives no per-value defaults."""
+    return _read(path)[0]
+
+
+def defaults_meta(path: str | Path | None = None) -> dict[str, Any]:
+    """How a defaults file was made (command, model, ``model_fingerprint``); ``{}`` for a missing file."""
+    return _read(path)[1]
 
 
 def steering_defaults(value: str, path: str | Path | None = None) -> SteeringDefaults:

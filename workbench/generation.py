@@ -1,12 +1,13 @@
 """Batched (steered) generation with the chat template, left padding, KV cache and an audit per prompt.
 
-Methods: ``none`` (plain model), ``prompt`` (ICA: "You have a high level of V. <definition>" as the
+Steering settings travel as one :class:`workbench.steering.SteeringSpec`; methods are the records of
+:mod:`workbench.methods`: ``none`` (plain model), ``prompt`` (ICA: "You have a high level of V. <definition>" as the
 system prompt), ``caa`` (fixed-coefficient mean-difference addition on the vector's layers),
 ``conva`` (closed-form shift behind the gate) and ``conva-nogate`` (closed form, gate ignored).
 ConVA on vectors from the non-controlled pairs is ``conva`` with such a vector.
 
 Example:
-    >>> out = generate(model, ["Should I take the promotion?"], vector=vec, gate=gate, method="conva")
+    >>> out = generate(model, ["Should I take the promotion?"], SteeringSpec("conva", vector=vec, gate=gate))
     >>> out.texts[0], out.audits[0].fired
 """
 
@@ -21,11 +22,10 @@ import torch
 
 from workbench.activations import tokenize
 from workbench.chat_template import chat_texts, escape_special_tokens
-from workbench.constants import GENERATION_METHODS
-from workbench.fastpath import generate_tokens, steer_layers
 from workbench.gate import Gate
+from workbench.methods import GENERATION_METHODS
 from workbench.model import plain_decoder_layers, twin_unless_hooked
-from workbench.steering import MODES, check_coef, check_probability, steer
+from workbench.steering import SteeringSpec, as_spec, generate_tokens, steer, steer_layers
 from workbench.values import get_value, is_known_value, value_name
 from workbench.vectors import ValueVector
 
@@ -44,10 +44,12 @@ class PromptAudit:
 
 @dataclass(frozen=True)
 class GenerationResult:
-    """The answers, in prompt order, and what steering did to each."""
+    """The answers, in prompt order, what steering did to each, and the new token ids of each row
+    (``max_new_tokens`` or fewer; a row that ended early is filled with the pad token)."""
 
     texts: tuple[str, ...]
     audits: tuple[PromptAudit, ...]
+    tokens: tuple[tuple[int, ...], ...] = ()
 
     def to_frame(self) -> Any:
         """One row a prompt: ``text``, ``gate_score``, ``fired``, ``n_layers`` (layers that shifted) and
@@ -108,14 +110,16 @@ def _decode(model: Any, new_tokens: torch.Tensor, stop_strings: Sequence[str]) -
 def generate(
     model: Any,
     prompts: Sequence[str],
+    spec: SteeringSpec | ValueVector | None = None,
+    *,
     vector: ValueVector | None = None,
     method: str | None = None,
-    p0: float = 0.9,
+    p0: float | None = None,
     gate: Gate | None = None,
     g0: float | None = None,
-    mode: str = "prompt-once",
+    mode: str | None = None,
     layers: Sequence[int] | None = None,
-    coef: float = 4.0,
+    coef: float | None = None,
     system_prompt: str | None = None,
     max_new_tokens: int = 48,
     do_sample: bool = False,
@@ -125,35 +129,36 @@ def generate(
     batch_size: int = 8,
     allow_special_tokens: bool = False,
 ) -> GenerationResult:
-    """Generate answers to ``prompts`` (chat template applied), steered by ``method``.
+    """Generate answers to ``prompts`` (chat template applied), steered as ``spec`` says.
 
-    Returns the answers and, per prompt, a :class:`PromptAudit`. ``method`` defaults to ``"conva"``
-    with a vector and ``"none"`` without. With ``method="conva"`` a gate is required; rows where it
-    stays closed are generated exactly as by the unsteered model. Control-token strings in the
-    prompts are read as text (:mod:`workbench.chat_template`) unless ``allow_special_tokens``.
+    ``spec`` is a :class:`workbench.steering.SteeringSpec`; the keyword settings (``vector``,
+    ``method``, ``p0``, ``gate``, ``g0``, ``mode``, ``layers``, ``coef``) build one instead, and unset
+    ones are resolved by :func:`workbench.steering.resolve_spec` (P0 and the CAA coefficient from the
+    value's swept defaults). The method defaults to ``"conva"`` with a vector and ``"none"`` without;
+    ``"conva"`` needs a gate, and rows where it stays closed are generated exactly as by the unsteered
+    model. Returns the answers, the new tokens and, per prompt, a :class:`PromptAudit`. Control-token
+    strings in the prompts are read as text (:mod:`workbench.chat_template`) unless ``allow_special_tokens``.
 
     Decoding is Hugging Face ``generate`` (KV cache) on :func:`workbench.model.plain_twin`, steered
-    by the same hook arithmetic as :func:`workbench.steering.steer` (:mod:`workbench.fastpath`;
+    by the same shift operators as :func:`workbench.steering.steer` (:mod:`workbench.steering.torch_hooks`;
     ``tests/test_fastpath.py`` proves the two paths equal). Called inside a TransformerLens hook
     context (``steer``, ``steer_profile``, ``model.hooks``), it decodes through the bridge instead,
     so those hooks apply; a prompt-once block computes its shift on its first prompt pass, so keep
     ``batch_size >= len(prompts)`` there, or open one block per batch.
+
+    Example:
+        >>> spec = SteeringSpec("conva", vector=vec, gate=gate)
+        >>> out = generate(model, ["Should I take the promotion?"], spec, max_new_tokens=32)
+        >>> out.texts[0], out.tokens[0][:4], out.audits[0].fired
     """
     if isinstance(prompts, str):
         raise TypeError("Pass a list of prompts, not a single string.")
     prompts = list(prompts)
     if not prompts:
         raise ValueError("No prompts given: pass at least one prompt.")
-    if method is None:
-        method = "none" if vector is None else "conva"
-    if method not in GENERATION_METHODS:
-        raise ValueError(f"Unknown method {method!r}; use one of {GENERATION_METHODS}.")
-    if mode not in MODES:
-        raise ValueError(f"Unknown mode {mode!r}; use one of {MODES}.")
-    if method != "none" and vector is None:
-        raise ValueError(f"Method {method!r} needs a value vector (vector=...).")
-    if method == "conva" and gate is None:
-        raise ValueError("Method 'conva' needs a gate; pass gate=... or use method='conva-nogate'.")
+    spec = as_spec(spec, vector=vector, method=method, p0=p0, gate=gate, g0=g0, mode=mode, layers=layers,
+                   coef=coef).resolve(model)
+    kind = spec.kind
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}.")
     n_ctx = getattr(model.cfg, "n_ctx", None)
@@ -164,38 +169,35 @@ def generate(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
     if isinstance(stop_strings, str):
         stop_strings = (stop_strings,)
-    p0 = check_probability("p0", p0)
-    coef = check_coef(coef)
-    if method == "prompt":
-        value_prompt = high_value_prompt(vector.value)
+    if kind.system_prompt:
+        value_prompt = high_value_prompt(spec.vector.value)
         system_prompt = f"{value_prompt} {system_prompt}" if system_prompt else value_prompt
 
     twin = twin_unless_hooked(model)  # same weights, no wrapper overhead; built once, shared with the gate
     gate_texts = prompts if allow_special_tokens else [escape_special_tokens(p, model.tokenizer) for p in prompts]
-    scores = gate.score(gate_texts, model, twin=twin) if (gate is not None and method == "conva") else None
-    threshold = (gate.g0 if g0 is None else check_probability("g0", g0)) if scores is not None else None
+    scores = spec.gate.score(gate_texts, model, twin=twin) if kind.uses_gate else None
     chats = chat_texts(model, prompts, system_prompt, allow_special_tokens=allow_special_tokens)
     texts: list[str] = []
+    tokens: list[tuple[int, ...]] = []
     audits: list[PromptAudit] = []
     for start in range(0, len(prompts), batch_size):
         rows = slice(start, start + batch_size)
-        if method in ("none", "prompt"):
+        if kind.shift is None:
             opened = [False] * len(chats[rows])
             ctx: Any = contextlib.nullcontext(None)
         else:
-            opened = (scores[rows] > threshold).tolist() if scores is not None else [True] * len(chats[rows])
-            kw = {"p0": p0, "gate_open": opened, "mode": mode, "layers": layers,
-                  "method": "caa" if method == "caa" else "conva", "coef": coef}
-            ctx = steer(model, vector, **kw) if twin is None else \
-                steer_layers(model, vector, modules=plain_decoder_layers(twin), **kw)
+            opened = (scores[rows] > spec.g0).tolist() if scores is not None else [True] * len(chats[rows])
+            ctx = steer(model, spec, gate_open=opened) if twin is None else \
+                steer_layers(model, spec, gate_open=opened, modules=plain_decoder_layers(twin))
         ids, mask = tokenize(model, chats[rows])
         with torch.random.fork_rng(devices=[]), ctx as record:  # seeded sampling leaves the caller's RNG alone
             torch.manual_seed(seed + start)
             new = _bridge_tokens(model, ids, mask, max_new_tokens, do_sample, temperature) if twin is None else \
                 generate_tokens(model, ids, mask, max_new_tokens, do_sample, temperature, hf=twin)
         texts += _decode(model, new, stop_strings)
+        tokens += [tuple(row) for row in new.tolist()]
         for i, is_open in enumerate(opened):
             score = None if scores is None else float(scores[start + i])
-            per_layer = tuple(record.for_row(i)) if record is not None and method != "caa" else ()
+            per_layer = tuple(record.for_row(i)) if record is not None and kind.shift == "conva" else ()
             audits.append(PromptAudit(score, bool(is_open), per_layer))
-    return GenerationResult(tuple(texts), tuple(audits))
+    return GenerationResult(tuple(texts), tuple(audits), tuple(tokens))
