@@ -158,7 +158,7 @@ def test_cli_evaluate_checks_cheap_arguments_before_the_model_and_generation(tmp
                                                                             message):
     import workbench.cli as cli
 
-    monkeypatch.setattr(cli, "_load", lambda args: pytest.fail("the model was loaded before the arguments were checked"))
+    monkeypatch.setattr(cli.common, "load", lambda args: pytest.fail("the model was loaded before the arguments were checked"))
     monkeypatch.setattr(suite_mod, "run_suite", lambda *a, **k: pytest.fail("the suite ran"))
     assert cli.main(["evaluate", "--values", "power", "--out", str(tmp_path), *extra]) == 2
     assert message in capsys.readouterr().err

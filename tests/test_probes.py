@@ -108,7 +108,7 @@ def test_cli_probe_merges_accuracy_by_value_and_leaves_it_alone_on_failure(tiny_
 def test_cli_probe_refuses_a_foreign_accuracy_table_and_c_zero_before_loading(tmp_path, monkeypatch, capsys):
     import workbench.cli as cli
 
-    monkeypatch.setattr(cli, "_load", lambda args: pytest.fail("the model was loaded before the arguments were checked"))
+    monkeypatch.setattr(cli.common, "load", lambda args: pytest.fail("the model was loaded before the arguments were checked"))
     base = ["probe", "--values", "power", "--out", str(tmp_path)]
     assert cli.main([*base, "--c", "0"]) == 2
     assert "c (inverse regularisation strength) must be a positive number" in capsys.readouterr().err

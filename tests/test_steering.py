@@ -174,7 +174,7 @@ def test_generate_bad_input(tiny_model):
 def _no_model(monkeypatch):
     import workbench.cli as cli
 
-    monkeypatch.setattr(cli, "_load", lambda args: pytest.fail("the model was loaded before the arguments were checked"))
+    monkeypatch.setattr(cli.common, "load", lambda args: pytest.fail("the model was loaded before the arguments were checked"))
     return cli.main
 
 
