@@ -38,9 +38,10 @@ import gguf
 import numpy as np
 import torch
 
+from workbench.artefacts import ArtefactError
 from workbench.io import atomic_path, check_input_path, check_output_path
 from workbench.model import HOOK_SITE
-from workbench.vectors import ArtefactError, ValueVector
+from workbench.vectors import ValueVector
 
 __all__ = ["ARCHITECTURE", "ControlVector", "control_directions", "export_gguf", "import_gguf"]
 

@@ -27,9 +27,9 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from workbench import __version__
+from workbench.artefacts import ArtefactError, read_meta, read_tensors, write_artefact
 from workbench.io import atomic_path, text_hash
 from workbench.values import VALUE_NAMES
-from workbench.vectors import ArtefactError, read_meta, read_tensors, write_artefact
 
 __all__ = ["ATTRIBUTION", "CATEGORY_MAP", "ENCODER_NAME", "TOUCHE_KIND", "ToucheData", "ToucheJudges",
            "calibrate_threshold", "cross_validated_scores", "embed_texts", "fit_touche_judges", "fit_value", "grouped_folds",
