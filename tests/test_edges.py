@@ -102,7 +102,7 @@ def test_unknown_value_without_a_close_match_lists_the_known_ones():
 # ---------------------------------------------------------------- probabilities out of (0, 1)
 
 
-@pytest.mark.parametrize("p", [0.0, 1.0, -0.5, 1.5, float("nan"), float("inf"), True, "0.9", None])
+@pytest.mark.parametrize("p", [0.0, 1.0, -0.5, 1.5, float("nan"), float("inf"), True, "0.9"])
 def test_p0_outside_the_open_unit_interval(tiny_model, p):
     vec = synthetic_vector(tiny_model)
     message = r"p0 must be a probability strictly between 0 and 1"
@@ -114,7 +114,21 @@ def test_p0_outside_the_open_unit_interval(tiny_model, p):
         closed_form_eps(torch.zeros(1, 3), torch.ones(3), 0.0, p)
 
 
-@pytest.mark.parametrize("coef", [float("nan"), float("inf"), -float("inf"), 1e30, -2e3, True, "4", None])
+def test_unset_p0_and_coef_are_the_values_swept_defaults(tiny_model):
+    """None means "not set": steer() and generate() then use the value's swept P0 / coefficient."""
+    from workbench.defaults import steering_defaults
+
+    vec = synthetic_vector(tiny_model)
+    swept = steering_defaults(vec.value)
+    with pytest.raises(ValueError, match="p0 must be a probability"):
+        closed_form_eps(torch.zeros(1, 3), torch.ones(3), 0.0, None)
+    unset = generate(tiny_model, ["hi"], vector=vec, method="conva-nogate", p0=None, max_new_tokens=2)
+    assert unset == generate(tiny_model, ["hi"], vector=vec, method="conva-nogate", p0=swept.p0, max_new_tokens=2)
+    unset = generate(tiny_model, ["hi"], vector=vec, method="caa", coef=None, max_new_tokens=2)
+    assert unset == generate(tiny_model, ["hi"], vector=vec, method="caa", coef=swept.coef, max_new_tokens=2)
+
+
+@pytest.mark.parametrize("coef", [float("nan"), float("inf"), -float("inf"), 1e30, -2e3, True, "4"])
 def test_caa_coefficient_must_be_finite_and_moderate(tiny_model, coef):
     vec = synthetic_vector(tiny_model)
     message = r"coef must be a finite number with \|coef\| <= 1000"

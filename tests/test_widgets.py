@@ -6,6 +6,7 @@ from test_steering import synthetic_vector
 import workbench.widgets as widgets_mod
 from workbench.gate import save_gate, train_gate
 from workbench.generation import generate
+from workbench.steering import SteeringSpec
 from workbench.sweep import steering_defaults
 from workbench.vectors import save_vector
 from workbench.widgets import DemoResult, SteeringDemo, answers_html, load_gates, load_vectors, parse_layers, run_demo
@@ -111,21 +112,23 @@ def test_caa_runs_at_the_swept_coefficient_not_generates_default(tiny_model, vec
     """The CAA baseline steers at the value's swept coefficient (power: not 4.0, generate()'s default)."""
     swept = steering_defaults("power").coef
     assert swept != 4.0
-    calls = []
+    calls = []  # the steering settings of each generate() call, as a spec
 
     def recording(*args, **kwargs):
-        calls.append(kwargs)
+        spec = args[2] if len(args) > 2 else kwargs.get("spec")
+        calls.append(spec if spec is not None else SteeringSpec(kwargs.get("method"), vector=kwargs.get("vector"),
+                                                                coef=kwargs.get("coef")))
         return generate(*args, **kwargs)
 
     monkeypatch.setattr(widgets_mod, "generate", recording)
     r = run_demo(tiny_model, vectors, {}, "power", PROMPT, method="caa", max_new_tokens=4)
-    steered = [c for c in calls if c.get("method") == "caa"]
-    assert len(steered) == 1 and steered[0].get("coef") == swept
+    steered = [c for c in calls if c.method == "caa"]
+    assert len(steered) == 1 and steered[0].coef == swept
     direct = generate(tiny_model, [PROMPT], vector=vectors["power"], method="caa", coef=swept, max_new_tokens=4)
     assert r.steered == direct.texts[0] and r.coef == swept
     assert f"method caa (prompt-once), coef {swept:g}." in answers_html(r)
     run_demo(tiny_model, vectors, {}, "power", PROMPT, method="caa", coef=2.5, max_new_tokens=4)
-    assert calls[-1]["coef"] == 2.5
+    assert calls[-1].coef == 2.5
 
 
 def test_widget_lists_every_value_and_uses_given_gates(tiny_model, vectors, tmp_path, monkeypatch):

@@ -79,18 +79,17 @@ def write_steer_record(model: Any, vector: ValueVector, gate: Gate, prompt: str,
     from workbench.generation import generate
     from workbench.io import atomic_write_text
     from workbench.model import fingerprint
-    from workbench.sweep import steering_defaults
+    from workbench.steering import SteeringSpec
 
-    p0 = steering_defaults(vector.value).p0
+    spec = SteeringSpec("conva", vector=vector, gate=gate).resolve(model)
     with spinner(f"steering one {vector.value} prompt ({max_new_tokens} tokens, unsteered and steered)",
                  enabled=progress):
         plain = generate(model, [prompt], method="none", max_new_tokens=max_new_tokens)
-        steered = generate(model, [prompt], vector=vector, method="conva", p0=p0, gate=gate,
-                           max_new_tokens=max_new_tokens)
+        steered = generate(model, [prompt], spec, max_new_tokens=max_new_tokens)
     audit = steered.audits[0]
     record = {"prompt": prompt, "unsteered": plain.texts[0], "steered": steered.texts[0], "value": vector.value,
-              "method": "conva", "mode": "prompt-once", "p0": p0, "coef": None, "g0": gate.g0,
-              "steering_layers": list(vector.layers), "model_name": getattr(model.cfg, "model_name", None),
+              "method": spec.method, "mode": spec.mode, "p0": spec.p0, "coef": None, "g0": spec.g0,
+              "steering_layers": list(spec.layers), "model_name": getattr(model.cfg, "model_name", None),
               "model_fingerprint": fingerprint(model), "gate_score": audit.gate_score, "fired": audit.fired,
               "note": None, "layers": list(audit.layers)}
     atomic_write_text(path, json.dumps(record) + "\n")

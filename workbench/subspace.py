@@ -23,7 +23,7 @@ import torch
 
 from workbench.datasets import ContrastPair
 from workbench.multi import ProfileRecord, steer_profile
-from workbench.probes import fit_probes, pair_activations
+from workbench.probes import DEFAULT_C, fit_probes, pair_activations
 from workbench.vectors import ValueVector
 
 __all__ = ["orthogonal_probe", "steer_subspace"]
@@ -45,7 +45,7 @@ def orthogonal_probe(model: Any, pairs: Sequence[ContrastPair], first: ValueVect
     if {p.value for p in pairs} != {first.value}:
         raise ValueError(f"The pairs are not all for {first.value!r}; pass load_pairs({first.value!r}).")
     seed, fraction = int(first.meta.get("seed", 0)), float(first.meta.get("test_fraction", 0.25))
-    c = float(first.meta.get("C", 1.0)) if c is None else c
+    c = float(first.meta.get("C", DEFAULT_C)) if c is None else c
     _, sets = pair_activations(model, pairs, fraction, seed, batch_size, cache, progress)
     if sets[0].shape[1:] != first.weight.shape:
         raise ValueError(f"The vector has {tuple(first.weight.shape)} layers x d_model; this model gives "
@@ -59,12 +59,19 @@ def orthogonal_probe(model: Any, pairs: Sequence[ContrastPair], first: ValueVect
 
 
 @contextlib.contextmanager
-def steer_subspace(model: Any, directions: Sequence[ValueVector], p0: float = 0.95,
+def steer_subspace(model: Any, directions: Sequence[ValueVector], p0: float | None = None,
                    gate_open: bool | Sequence[bool] | torch.Tensor = True,
                    layers: Sequence[int] | None = None) -> Iterator[ProfileRecord]:
-    """Steer so that every probe of the subspace reads P >= ``p0`` (prompt-once, minimum-norm shift)."""
+    """Steer so that every probe of the subspace reads P >= ``p0`` (prompt-once, minimum-norm shift).
+
+    ``p0=None`` is the value's swept P0 (:func:`workbench.steering.resolve_spec`).
+    """
     if not directions:
         raise ValueError("No directions given: pass [vector] or [vector, orthogonal_probe(...)].")
+    if p0 is None:
+        from workbench.steering import SteeringSpec
+
+        p0 = SteeringSpec("conva-nogate", vector=directions[0]).resolve(gate_required=False).p0
     names = [f"{d.value}#{i + 1}" for i, d in enumerate(directions)]
     with steer_profile(model, dict(zip(names, directions, strict=True)), dict.fromkeys(names, p0),
                        layers=layers, gate_open=gate_open) as record:

@@ -25,11 +25,12 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from workbench.defaults import steering_defaults
 from workbench.gate import GATE_KINDS, Gate, train_gate
-from workbench.generation import GENERATION_METHODS, generate
+from workbench.generation import generate
+from workbench.methods import GENERATION_METHODS
 from workbench.plots import plot_prompt_audit
-from workbench.steering import MODES, check_probability
-from workbench.sweep import steering_defaults
+from workbench.steering import MODES, SteeringSpec
 from workbench.values import VALUE_NAMES, get_value, is_known_value, value_name
 from workbench.vectors import ValueVector, load_vector
 
@@ -119,9 +120,9 @@ def run_demo(
     gates: MutableMapping[str, Gate],
     value: str,
     prompt: str,
-    p0: float = 0.95,
+    p0: float | None = None,
     g0: float | None = None,
-    mode: str = "prompt-once",
+    mode: str | None = None,
     method: str = "conva",
     layers: str | Sequence[int] | None = None,
     max_new_tokens: int = 32,
@@ -131,8 +132,9 @@ def run_demo(
     """Answer ``prompt`` unsteered and steered toward ``value``; the callback behind the Run button.
 
     ``gates`` caches trained gates by value (a gate is trained on first use with method ``conva``).
-    ``g0=None`` uses the gate's calibrated threshold; ``layers=None`` the vector's steering layers;
-    ``coef=None`` (method ``caa``) the value's swept coefficient (:func:`workbench.sweep.steering_defaults`).
+    The settings make one :class:`workbench.steering.SteeringSpec`; unset ones are its defaults:
+    ``p0=None`` and ``coef=None`` the value's swept P0 and CAA coefficient, ``g0=None`` the gate's
+    calibrated threshold, ``layers=None`` the vector's steering layers.
 
     Example:
         >>> r = run_demo(model, vectors, {}, "achievement", "Should I enter the contest?", p0=0.95)
@@ -149,8 +151,7 @@ def run_demo(
         raise ValueError(f"Unknown method {method!r}; use one of {DEMO_METHODS}.")
     if gate_kind not in GATE_KINDS:
         raise ValueError(f"Unknown gate kind {gate_kind!r}; use one of {GATE_KINDS}.")
-    p0 = check_probability("p0", p0)
-    g0 = None if g0 is None else check_probability("g0", g0)
+    spec = SteeringSpec(method, p0=p0, g0=g0, mode=mode or SteeringSpec.mode, coef=coef, value=name)
     vector = vectors[name]
     chosen = parse_layers(layers)
     if chosen is not None:
@@ -161,16 +162,15 @@ def run_demo(
         if key not in gates:
             gates[key] = train_gate(model if gate_kind == "residual" else None, name, kind=gate_kind)
         gate = gates[key]
+    spec = spec.replace(vector=vector, gate=gate).resolve(model)
     common = {"max_new_tokens": max_new_tokens}
     plain = generate(model, [prompt], method="none", **common)
-    coef = steering_defaults(name).coef if coef is None else coef
-    steered = generate(model, [prompt], vector=vector, method=method, p0=p0, gate=gate, g0=g0, mode=mode, coef=coef,
-                       **common)
+    steered = generate(model, [prompt], spec, **common)
     audit = steered.audits[0]
-    figure = plot_prompt_audit(audit, p0=p0, title=f"{name}: {prompt}") if audit.layers else None
-    return DemoResult(name, prompt, method, mode, p0, g0 if g0 is not None or gate is None else gate.g0,
+    figure = plot_prompt_audit(audit, p0=spec.p0, title=f"{name}: {prompt}") if audit.layers else None
+    return DemoResult(name, prompt, method, spec.mode, spec.p0, spec.g0 if gate is not None else g0,
                       plain.texts[0], steered.texts[0], audit.gate_score, audit.fired, audit.layers, figure,
-                      coef if method == "caa" else None)
+                      spec.coef if spec.kind.shift == "caa" else None)
 
 
 def answers_html(result: DemoResult) -> str:
@@ -233,7 +233,7 @@ class SteeringDemo:
                                 layout=wide, disabled=True)
         self.layers = w.Text(value="", placeholder="vector's steering layers", description="layers",
                              style=style, layout=wide)
-        self.mode = w.Dropdown(options=list(MODES), value="prompt-once", description="mode", style=style, layout=wide)
+        self.mode = w.Dropdown(options=list(MODES), value=SteeringSpec.mode, description="mode", style=style, layout=wide)
         self.method = w.Dropdown(options=list(DEMO_METHODS), value="conva", description="method", style=style,
                                  layout=wide)
         self.tokens = w.IntSlider(value=max_new_tokens, min=4, max=128, step=4, description="new tokens",
