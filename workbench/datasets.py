@@ -10,21 +10,22 @@ Example:
     >>> train, test = split_pairs(pairs, test_fraction=0.25, seed=0)
     >>> audit(pairs).unique_share   # doctest: +SKIP
     0.3
+
+Reading text files safely is :mod:`workbench.textfiles`, the audit :mod:`workbench.pair_audit`; both are
+re-exported here.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from workbench.constants import DATASETS
-from workbench.io import check_input_path
+from workbench.pair_audit import AuditResult, audit
+from workbench.textfiles import DataError, check_text, parse_json_line, read_text_lines
 from workbench.values import is_known_value, value_name
 
 __all__ = [
@@ -44,11 +45,6 @@ __all__ = [
 ]
 
 
-
-class DataError(ValueError):
-    """A data file is malformed; the message names the file, the line and the fix."""
-
-
 @dataclass(frozen=True)
 class ContrastPair:
     """One contrastive pair: ``positive`` acts on ``value``, ``negative`` acts against it."""
@@ -58,88 +54,9 @@ class ContrastPair:
     negative: str
 
 
-@dataclass(frozen=True)
-class AuditResult:
-    """Context-control audit of one pair set.
-
-    ``unique_share`` is the share of each side's ``top_k`` most frequent content words that never
-    occur on the other side (averaged over both sides): high means the sides differ in topic, not
-    only in the value.
-    """
-
-    value: str
-    dataset: str
-    unique_share: float
-    positive_only: tuple[str, ...]
-    negative_only: tuple[str, ...]
-    n_pairs: int
-
-    def to_frame(self) -> Any:
-        """This audit as a one-row pandas DataFrame (``pd.concat`` several to compare values)."""
-        from workbench.tables import rows_frame
-
-        return rows_frame([self])
-
-
 def data_root() -> Path:
     """Folder of the data shipped with the package."""
     return Path(str(resources.files("workbench") / "data"))
-
-
-def _fail(path: Path, line: int, problem: str, fix: str) -> DataError:
-    return DataError(f"{path}:{line}: {problem}. {fix}")
-
-
-MAX_LINE_CHARS = 1_000_000
-
-
-def read_text_lines(path: str | Path, what: str = "Data file") -> list[str]:
-    """The lines of a UTF-8 text file (a leading BOM and any line-ending style accepted).
-
-    Raises ``FileNotFoundError`` for a missing file and :class:`DataError` naming the file (and line) for
-    a folder, a FIFO or other non-regular file, a symbolic-link loop,
-    binary content (NUL bytes), bytes that are not UTF-8, and lines over ``MAX_LINE_CHARS``.
-    """
-    path = check_input_path(path, what, error=DataError)  # a folder, FIFO or link loop: said as such
-    data = path.read_bytes()
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        raise _fail(path, data.count(b"\n", 0, nul) + 1, "NUL byte: this is a binary file, not UTF-8 text",
-                    f"Pass a text file (a {what.lower()} written as UTF-8).")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise _fail(path, data.count(b"\n", 0, err.start) + 1,
-                    f"not valid UTF-8 (byte {data[err.start:err.start + 1]!r} at offset {err.start})",
-                    "Save the file as UTF-8 text.") from None
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    for n, line in enumerate(lines, 1):
-        if len(line) > MAX_LINE_CHARS:
-            raise _fail(path, n, f"line is {len(line):,} characters long (the limit is {MAX_LINE_CHARS:,})",
-                        "The file has probably lost its line breaks or is not a line-based text file.")
-    return lines
-
-
-def parse_json_line(path: Path, n: int, line: str) -> object:
-    """``json.loads`` of one JSONL line, every failure turned into a :class:`DataError` naming file and line."""
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError as err:
-        raise _fail(path, n, f"malformed JSON ({err.msg} at column {err.colno})", "Each line must be one JSON object.") from None
-    except (ValueError, RecursionError) as err:  # e.g. 5000-digit numbers, thousands of nested brackets
-        raise _fail(path, n, f"malformed JSON ({str(err)[:120]})", "Each line must be one JSON object.") from None
-
-
-def check_text(path: Path, n: int, text: str, field: str) -> str:
-    """Refuse text that no tokenizer can encode (lone UTF-16 surrogates from ``\\ud800``-style escapes)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise _fail(path, n, f"field {field!r} holds an invalid Unicode escape (a lone surrogate such as \\ud800)",
-                    "Fix the escape sequence.") from None
-    return text
 
 
 PAIR_SUFFIXES = (".jsonl", ".csv", ".json")
@@ -334,26 +251,3 @@ def split_pairs(
     test = [p for i, p in enumerate(pairs) if i in test_idx]
     return train, test
 
-
-_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
-
-
-def _content_words(texts: Sequence[str]) -> Counter[str]:
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS  # sklearn is slow to import; only the audit needs it
-
-    words = (w for t in texts for w in _WORD.findall(t.lower()))
-    return Counter(w for w in words if len(w) > 2 and w not in ENGLISH_STOP_WORDS and "'" not in w)
-
-
-def audit(pairs: Sequence[ContrastPair], dataset: str = "controlled", top_k: int = 25) -> AuditResult:
-    """Context-control audit: share of each side's top-``top_k`` content words absent from the other side."""
-    if not pairs:
-        raise ValueError("Cannot audit an empty pair set.")
-    pos = _content_words([p.positive for p in pairs])
-    neg = _content_words([p.negative for p in pairs])
-    pos_top = [w for w, _ in pos.most_common(top_k)]
-    neg_top = [w for w, _ in neg.most_common(top_k)]
-    pos_only = tuple(w for w in pos_top if w not in neg)
-    neg_only = tuple(w for w in neg_top if w not in pos)
-    share = (len(pos_only) + len(neg_only)) / max(1, len(pos_top) + len(neg_top))
-    return AuditResult(pairs[0].value, dataset, share, pos_only, neg_only, len(pairs))
