@@ -18,7 +18,7 @@ import contextlib
 import csv
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,16 @@ def _reading(path: Path, fix: str):
         raise ValueError(f"{path}: cannot draw a figure from it ({detail}). {fix}") from None
 
 
+def _table_figure(figs: dict[str, go.Figure], notes: list[str], path: Path, name: str,
+                  plot: Callable[[list[dict[str, str]]], go.Figure], fix: str, skipped: str) -> None:
+    """``figs[name]`` drawn by ``plot`` from the CSV table ``path``; a note ``path not found: skipped`` without it."""
+    if path.is_file():
+        with _reading(path, fix):
+            figs[name] = plot(_read_csv(path))
+    else:
+        notes.append(f"{path} not found: {skipped}")
+
+
 def _load_vectors(folder: Path) -> list[ValueVector]:
     return [load_vector(p) for p in sorted(folder.glob("*.safetensors"))]
 
@@ -124,12 +134,8 @@ def build_figures(results: Path, layer: int | str = "middle") -> Figures:
     notes: list[str] = []
     agreement = None
 
-    audit_csv = results / "audit.csv"
-    if audit_csv.is_file():
-        with _reading(audit_csv, "Rewrite it with `workbench audit`."):
-            figs["context_audit"] = plot_audit(_read_csv(audit_csv))
-    else:
-        notes.append(f"{audit_csv} not found: skipping the context-control audit figure (run `workbench audit`).")
+    _table_figure(figs, notes, results / "audit.csv", "context_audit", plot_audit, "Rewrite it with `workbench audit`.",
+                  "skipping the context-control audit figure (run `workbench audit`).")
 
     vectors = _load_vectors(results / "vectors") if (results / "vectors").is_dir() else []
     accuracy_csv = results / "accuracy.csv"
@@ -160,12 +166,8 @@ def build_figures(results: Path, layer: int | str = "middle") -> Figures:
         notes.append(f"fewer than 3 value vectors in {results / 'vectors'}: skipping the similarity heatmap, "
                      "the value map and the circumplex agreement (run `workbench probe --values all`).")
 
-    results_csv = results / "results.csv"
-    if results_csv.is_file():
-        with _reading(results_csv, "Rewrite it with `workbench evaluate`."):
-            figs["evaluation"] = plot_evaluation(_read_csv(results_csv))
-    else:
-        notes.append(f"{results_csv} not found: skipping the CSR/fluency comparison (run the evaluation first).")
+    _table_figure(figs, notes, results / "results.csv", "evaluation", plot_evaluation,
+                  "Rewrite it with `workbench evaluate`.", "skipping the CSR/fluency comparison (run the evaluation first).")
 
     steer_jsonl = results / "steer.jsonl"
     with _reading(steer_jsonl, f"Rewrite it with `workbench steer ... --json > {steer_jsonl}`."):

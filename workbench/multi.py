@@ -48,6 +48,7 @@ from workbench.profiles import (
     opposed_pairs,
     solve_profile,
 )
+from workbench.steering.shifts import open_mask
 from workbench.vectors import ValueVector
 
 __all__ = [
@@ -91,15 +92,6 @@ class ProfileRecord:
     def for_row(self, row: int) -> list[dict[str, Any]]:
         """Per-layer summaries (``layer`` plus :meth:`ProfileSolution.as_dict`) for one batch row."""
         return [{"layer": lp.layer, **lp.rows[row].as_dict()} for lp in self.layers]
-
-
-def _open_rows(gate_open: bool | Sequence[bool] | torch.Tensor, batch: int) -> list[bool]:
-    mask = torch.as_tensor(gate_open, dtype=torch.bool).reshape(-1)
-    if mask.numel() == 1:
-        return [bool(mask)] * batch
-    if mask.numel() != batch:
-        raise ValueError(f"gate_open has {mask.numel()} entries but the batch has {batch} rows.")
-    return [bool(x) for x in mask.tolist()]
 
 
 def _warn(layer: int, rows: Sequence[ProfileSolution]) -> None:
@@ -151,7 +143,7 @@ def steer_profile(
                 if shifts[problem.layer].shape[0] != resid.shape[0]:
                     raise RuntimeError("Batch size changed inside a steer_profile() block; open a new block.")
                 return resid + shifts[problem.layer][:, None, :]
-            open_rows = _open_rows(gate_open, resid.shape[0])
+            open_rows = open_mask(gate_open, resid.shape[0], torch.device("cpu")).tolist()
             last = resid[:, -1]
             rows = tuple(problem.solve(last[r], resid.dtype) if is_open else problem.closed(last[r], resid.dtype)
                          for r, is_open in enumerate(open_rows))
