@@ -30,9 +30,9 @@ __all__ = ["main", "read_position_rows"]
 
 
 def _steering_layers(test_acc: Sequence[float], exclude_last: int = 5) -> tuple[int, ...]:
-    from workbench.probes import select_layers
+    from workbench.probes import FALLBACK_TOP, select_layers
 
-    return select_layers(test_acc, 0.9, min(exclude_last, len(test_acc) - 1), fallback_top=3)
+    return select_layers(test_acc, 0.9, min(exclude_last, len(test_acc) - 1), fallback_top=FALLBACK_TOP)
 
 
 def read_position_rows(model: Any, value: str, fmt: str, eval_acts: torch.Tensor, eval_values: Sequence[str],

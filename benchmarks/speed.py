@@ -21,7 +21,6 @@ How it measures:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import os
@@ -288,29 +287,10 @@ def bench_extraction(model: Any, s: Settings, args: argparse.Namespace, pristine
 # ------------------------------------------------------------------------------------------ generation
 
 
-def _row_counts(new_tokens: torch.Tensor, eos: int) -> list[int]:
+def _row_counts(new_tokens: torch.Tensor | Sequence[Sequence[int]], eos: int) -> list[int]:
     """Generated tokens per row, up to and including its first EOS (never padding after it)."""
-    return [row.index(eos) + 1 if eos in row else len(row) for row in new_tokens.tolist()]
-
-
-@contextlib.contextmanager
-def capture_generate_tokens() -> Iterator[list[torch.Tensor]]:
-    """Record the new-token tensors that ``workbench.generation.generate`` decodes inside the block."""
-    import workbench.generation as generation
-
-    seen: list[torch.Tensor] = []
-    real = generation.generate_tokens
-
-    def recording(*args: Any, **kwargs: Any) -> torch.Tensor:
-        out = real(*args, **kwargs)
-        seen.append(out)
-        return out
-
-    generation.generate_tokens = recording
-    try:
-        yield seen
-    finally:
-        generation.generate_tokens = real
+    rows = new_tokens.tolist() if isinstance(new_tokens, torch.Tensor) else [list(r) for r in new_tokens]
+    return [row.index(eos) + 1 if eos in row else len(row) for row in rows]
 
 
 def _decode(model: Any, new_tokens: torch.Tensor, eos: int) -> list[str]:
@@ -321,7 +301,7 @@ def _decode(model: Any, new_tokens: torch.Tensor, eos: int) -> list[str]:
     return texts
 
 
-def _counted(name: str, fn: Callable[[], tuple[list[str], torch.Tensor]], eos: int,
+def _counted(name: str, fn: Callable[[], tuple[list[str], Any]], eos: int,
              tokens: dict[str, list[int]], texts: dict[str, list[str]]) -> Callable[[], None]:
     """``fn`` (returning texts and new tokens) wrapped to store its texts and per-row token counts."""
 
@@ -336,7 +316,7 @@ def bench_generation(model: Any, vec: Any, s: Settings, pristine: Any) -> dict[s
     from workbench.activations import tokenize
     from workbench.generation import chat_texts, generate
     from workbench.model import plain_twin
-    from workbench.steering import steer
+    from workbench.steering import SteeringSpec, steer
 
     eos, pad = model.tokenizer.eos_token_id, model.tokenizer.pad_token_id
     n_new = s.max_new_tokens
@@ -359,10 +339,9 @@ def bench_generation(model: Any, vec: Any, s: Settings, pristine: Any) -> dict[s
         new = out[:, ids.shape[1]:]
         return _decode(model, new, eos), new
 
-    def ours(prompts: list[str], **kw: Any) -> tuple[list[str], torch.Tensor]:
-        with capture_generate_tokens() as seen:
-            out = generate(model, prompts, max_new_tokens=n_new, batch_size=len(prompts), **kw)
-        return list(out.texts), seen[0]
+    def ours(prompts: list[str], spec: SteeringSpec) -> tuple[list[str], tuple[tuple[int, ...], ...]]:
+        out = generate(model, prompts, spec, max_new_tokens=n_new, batch_size=len(prompts))
+        return list(out.texts), out.tokens
 
     base_name, steered_name = "HF generate (plain HF model)", "generate(method='conva-nogate')"
     bridge_name = "bridge generate under steer() (TransformerLens loop, info)"
@@ -371,10 +350,10 @@ def bench_generation(model: Any, vec: Any, s: Settings, pristine: Any) -> dict[s
     ratios = []
     for b in s.batch_sizes:
         prompts = prompts_all[:b]
-        contenders: dict[str, Callable[[], tuple[list[str], torch.Tensor]]] = {
+        contenders: dict[str, Callable[[], tuple[list[str], Any]]] = {
             base_name: lambda p=prompts: hf_generate(plain, p),
-            "generate(method='none')": lambda p=prompts: ours(p, method="none"),
-            steered_name: lambda p=prompts: ours(p, vector=vec, method="conva-nogate", p0=s.p0),
+            "generate(method='none')": lambda p=prompts: ours(p, SteeringSpec("none")),
+            steered_name: lambda p=prompts: ours(p, SteeringSpec("conva-nogate", vector=vec, p0=s.p0)),
             bridge_name: lambda p=prompts: bridge_steered(p),
         }
         if pristine is not None:
@@ -634,7 +613,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     from workbench.model import load_model
-    from workbench.probes import probe_value
+    from workbench.probes import FALLBACK_TOP, probe_value
 
     s = make_settings(args.quick)
     overrides: dict[str, Any] = {}
@@ -668,7 +647,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "generation" not in skip:
         from workbench.datasets import load_pairs
 
-        vec = probe_value(model, load_pairs(s.value), cache=True, fallback_top=3, progress=False)
+        vec = probe_value(model, load_pairs(s.value), cache=True, fallback_top=FALLBACK_TOP, progress=False)
         section("generation", lambda: bench_generation(model, vec, s, pristine))
     section("gates", lambda: bench_gates(model, s, res["generation"]))
     section("probes", lambda: bench_probes(model, s))

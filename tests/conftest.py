@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny random model for unit tests, the embedded model once per session,
-and a check after every test that no hook was left on either model."""
+and a check after every test that no hook was left on the session's models (hook points and the
+decoder layers' PyTorch hooks alike: :func:`helpers.count_hooks`). Shared helpers live in ``helpers.py``."""
 
 from __future__ import annotations
 
@@ -10,24 +11,15 @@ import threading
 from pathlib import Path
 
 import pytest
-from transformer_lens.hook_points import HookPoint
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from helpers import count_hooks
 from tiny import make_tiny_model_folder
 
 from workbench.model import load_model
 
 _LOADED: list = []
-
-
-def count_hooks(model) -> int:
-    """Hooks currently registered on the model's hook points (where ``model.hooks()`` puts them).
-
-    The bridge keeps a few permanent hooks of its own on the wrapped Hugging Face modules; those
-    are not hook points and are not counted.
-    """
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules() if isinstance(m, HookPoint))
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +38,9 @@ def tiny_model(tiny_folder):
 def other_tiny_model(tmp_path_factory):
     """Same architecture as ``tiny_model`` but different random weights."""
     folder = make_tiny_model_folder(tmp_path_factory.mktemp("tiny2") / "model", seed=1)
-    return load_model(folder, device="cpu")
+    model = load_model(folder, device="cpu")
+    _LOADED.append(model)
+    return model
 
 
 @pytest.fixture(scope="session")
@@ -56,8 +50,12 @@ def embedded_model():
     return model
 
 
+__all__ = ["count_hooks", "fifo_at"]  # count_hooks: re-exported for older imports (use helpers)
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_hooks():
+    """After every test: the session's models carry exactly the hooks they had before it."""
     before = [count_hooks(m) for m in _LOADED]
     yield
     after = [count_hooks(m) for m in _LOADED[: len(before)]]

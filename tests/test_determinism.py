@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_steering import synthetic_vector
+from helpers import synthetic_vector
 
 from workbench.activations import extract
 from workbench.datasets import load_pairs

@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from test_steering import synthetic_vector
+from helpers import synthetic_vector
 
 from workbench.activations import extract, tokenize
 from workbench.datasets import ContrastPair, load_pairs, split_pairs

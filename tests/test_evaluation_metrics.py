@@ -101,7 +101,7 @@ def test_calibration_without_any_answer_warns_and_only_counts_emptiness():
 
 
 def test_last_token_logits_equal_the_bridge_forward_also_when_steered(tiny_model):
-    from test_steering import synthetic_vector
+    from helpers import synthetic_vector
 
     from workbench.activations import last_token_index, tokenize
     from workbench.evaluation.capability import _last_token_logits

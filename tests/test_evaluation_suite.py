@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import spec_of
 
 import workbench.evaluation.suite as suite_mod
 from workbench.evaluation.judges import train_encoder_judge
@@ -61,7 +62,7 @@ def test_suite_writes_tables_and_resume_gives_same_table(tiny_model, tmp_path, m
 
     # A new P0 regenerates ConVA only: the unsteered answers do not depend on it.
     methods = []
-    monkeypatch.setattr(suite_mod, "generate", lambda *a, **kw: methods.append(kw["method"]) or real(*a, **kw))
+    monkeypatch.setattr(suite_mod, "generate", lambda *a, **kw: methods.append(spec_of(a, kw).method) or real(*a, **kw))
     _run(tiny_model, _cfg(tmp_path / "b", p0=0.97))
     assert set(methods) == {"conva-nogate"}
 

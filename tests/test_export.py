@@ -4,7 +4,7 @@ import gguf
 import numpy as np
 import pytest
 import torch
-from test_steering import synthetic_vector
+from helpers import synthetic_vector
 
 from workbench.export import ARCHITECTURE, control_directions, export_gguf, import_gguf
 from workbench.model import fingerprint

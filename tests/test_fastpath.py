@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from test_steering import PROMPTS, synthetic_vector
+from helpers import PROMPTS, synthetic_vector
 
 from workbench.activations import tokenize
 from workbench.fastpath import generate_tokens, steer_layers

@@ -1,6 +1,6 @@
 import pytest
 import torch
-from test_steering import synthetic_vector
+from helpers import synthetic_vector
 
 from workbench.gate import evaluate_gate, load_gate, save_gate, train_gate
 from workbench.generation import generate

@@ -6,9 +6,8 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from conftest import count_hooks
+from helpers import count_hooks, synthetic_vector
 from scipy.optimize import minimize
-from test_steering import synthetic_vector
 
 from workbench.activations import tokenize
 from workbench.model import hook_name

@@ -12,8 +12,7 @@ from contextlib import contextmanager
 
 import pytest
 import torch
-from conftest import count_hooks
-from test_steering import synthetic_vector
+from helpers import all_hooks, count_hooks, synthetic_vector
 
 import workbench.steering.shifts
 from workbench.activations import extract, tokenize
@@ -24,11 +23,6 @@ from workbench.steering import steer
 from workbench.vectors import ValueVector
 
 PROMPTS = ["hello there", "a longer prompt about values and choices"]
-
-
-def all_hooks(model) -> int:
-    """Every forward / pre-forward / backward hook on every module of the model."""
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
 
 
 def clean_logits(model) -> torch.Tensor:

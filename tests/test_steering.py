@@ -2,23 +2,12 @@ import math
 
 import pytest
 import torch
-from conftest import count_hooks
+from helpers import PROMPTS, count_hooks, synthetic_vector
 
 from workbench.activations import tokenize
 from workbench.generation import generate
 from workbench.model import hook_name
 from workbench.steering import closed_form_eps, steer
-from workbench.vectors import ValueVector
-
-PROMPTS = ["hello there", "a longer prompt about values and choices", "x y"]
-
-
-def synthetic_vector(model, layers=(1, 2), bias=-8.0, seed=0) -> ValueVector:
-    n, d = model.cfg.n_layers, model.cfg.d_model
-    g = torch.Generator().manual_seed(seed)
-    weight = torch.randn(n, d, generator=g)
-    return ValueVector("power", weight, torch.full((n,), bias), torch.randn(n, d, generator=g) * 0.1,
-                       torch.ones(n), torch.ones(n), tuple(layers), {})
 
 
 def capture(model, ids, mask, layers, **steer_kwargs):

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from test_steering import synthetic_vector
+from helpers import synthetic_vector
 
 from workbench.sweep import (
     FALLBACK,

@@ -1,12 +1,11 @@
 import ipywidgets as w
 import plotly.graph_objects as go
 import pytest
-from test_steering import synthetic_vector
+from helpers import spec_of, synthetic_vector
 
 import workbench.widgets as widgets_mod
 from workbench.gate import save_gate, train_gate
 from workbench.generation import generate
-from workbench.steering import SteeringSpec
 from workbench.sweep import steering_defaults
 from workbench.vectors import save_vector
 from workbench.widgets import DemoResult, SteeringDemo, answers_html, load_gates, load_vectors, parse_layers, run_demo
@@ -115,9 +114,7 @@ def test_caa_runs_at_the_swept_coefficient_not_generates_default(tiny_model, vec
     calls = []  # the steering settings of each generate() call, as a spec
 
     def recording(*args, **kwargs):
-        spec = args[2] if len(args) > 2 else kwargs.get("spec")
-        calls.append(spec if spec is not None else SteeringSpec(kwargs.get("method"), vector=kwargs.get("vector"),
-                                                                coef=kwargs.get("coef")))
+        calls.append(spec_of(args, kwargs))
         return generate(*args, **kwargs)
 
     monkeypatch.setattr(widgets_mod, "generate", recording)

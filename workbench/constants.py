@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from workbench.methods import GENERATION_METHODS, SUITE_METHODS
 
-__all__ = ["DATASETS", "DEFAULT_MODEL", "DTYPES", "GATE_KINDS", "GENERATION_METHODS", "JUDGE_NAMES", "MODES",
-           "SUITE_METHODS"]
+__all__ = ["DATASETS", "DEFAULT_MODEL", "DTYPES", "FALLBACK_TOP", "GATE_KINDS", "GENERATION_METHODS", "JUDGE_NAMES",
+           "MODES", "SUITE_METHODS"]
 
 DEFAULT_MODEL = "embedded:smollm2-135m-instruct"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -24,3 +24,6 @@ DATASETS = ("controlled", "naive")
 MODES = ("prompt-once", "per-step")  # the first is the default (workbench.steering.SteeringSpec.mode)
 GATE_KINDS = ("residual", "encoder")
 JUDGE_NAMES = ("touche", "llm", "pairs", "url")
+# How many best layers the pipelines (demo, suite, steer's on-demand probing, benchmarks) steer when no
+# layer passes the accuracy threshold; probe_value itself defaults to 0 (raise instead).
+FALLBACK_TOP = 3

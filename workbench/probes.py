@@ -21,13 +21,15 @@ from sklearn.preprocessing import StandardScaler
 
 from workbench import __version__
 from workbench.activations import extract
+from workbench.constants import FALLBACK_TOP
 from workbench.datasets import ContrastPair, as_pairs, split_pairs
 from workbench.io import text_hash
 from workbench.model import HOOK_SITE, fingerprint, model_info
 from workbench.values import value_name
 from workbench.vectors import ValueVector
 
-__all__ = ["DEFAULT_C", "NoLayerQualifies", "check_c", "fit_probes", "pair_activations", "probe_value", "select_layers"]
+__all__ = ["DEFAULT_C", "FALLBACK_TOP", "NoLayerQualifies", "check_c", "fit_probes", "pair_activations", "probe_value",
+           "select_layers"]
 
 
 # Inverse regularisation of the logistic probes. ConVA's shift is eps = (logit(P0) - b - w.e) / ||w||, so a

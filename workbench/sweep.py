@@ -33,6 +33,7 @@ from workbench.evaluation.judges import DEFAULT_JUDGE, load_judge
 from workbench.evaluation.metrics import answer_perplexity, calibrate_fluency, fluency_flags, repetition_ratio
 from workbench.generation import chat_texts, generate
 from workbench.prompts import load_value_prompts
+from workbench.steering import SteeringSpec
 from workbench.values import get_value
 from workbench.vectors import ValueVector
 
@@ -93,9 +94,9 @@ def sweep_defaults(
         settings = [("none", 0.0)] + [("conva", p) for p in p0_grid] + [("caa", c) for c in coef_grid]
         answers = {}
         for method, s in settings:
-            kw = {"p0": s} if method == "conva" else {"coef": s} if method == "caa" else {}
-            out = generate(model, prompts, vector=vec, method="conva-nogate" if method == "conva" else method,
-                           max_new_tokens=max_new_tokens, batch_size=len(prompts), **kw)
+            spec = SteeringSpec("conva-nogate" if method == "conva" else method, vector=vec,
+                                p0=s if method == "conva" else None, coef=s if method == "caa" else None, value=name)
+            out = generate(model, prompts, spec, max_new_tokens=max_new_tokens, batch_size=len(prompts))
             answers[(method, s)] = list(out.texts)
         ppl = {k: answer_perplexity(model, chats, a) for k, a in answers.items()}
         base = answers[("none", 0.0)]

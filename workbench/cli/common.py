@@ -80,7 +80,7 @@ def check_value(found: str, wanted: str, what: str, fix: str) -> None:
 
 def vector_for(model: Any, value: str, vectors: Path, dataset: str) -> Any:
     """The saved vector ``vectors/<value>.safetensors`` (checked against value and model), else probed and saved now."""
-    from workbench.probes import probe_value
+    from workbench.probes import FALLBACK_TOP, probe_value
     from workbench.vectors import check_model, load_vector, save_vector
 
     path = vectors / f"{value}.safetensors"
@@ -93,7 +93,7 @@ def vector_for(model: Any, value: str, vectors: Path, dataset: str) -> Any:
         raise ValueError(f"No vector for {value!r} at {path}, and {value!r} has no shipped pairs to probe. Probe your "
                          f"pairs first: workbench probe --pairs FILE --value {value} --out {vectors.parent}")
     print(f"note: {path} not found; probing {value} now (run `workbench probe` to keep vectors)", file=sys.stderr)
-    vec = probe_value(model, load_pairs(value, dataset), dataset=dataset, fallback_top=3, progress=False)
+    vec = probe_value(model, load_pairs(value, dataset), dataset=dataset, fallback_top=FALLBACK_TOP, progress=False)
     save_vector(vec, path)
     return vec
 

@@ -100,7 +100,7 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=None, help="at most N prompts per value (quick runs)")
     p.add_argument("--p0", type=float, default=None, help="ConVA target probability (default: per value, swept)")
     p.add_argument("--coef", type=float, default=None, help="CAA coefficient (default: per value, swept)")
-    p.add_argument("--mode", choices=MODES, default="prompt-once", help=common.MODE_HELP)
+    p.add_argument("--mode", choices=MODES, default=MODES[0], help=common.MODE_HELP)
     p.add_argument("--max-new-tokens", type=int, default=48, help="length of each answer in tokens")
     p.add_argument("--seed", type=int, default=0, help="seed of the prompt sampling and generation")
     p.add_argument("--judge-url", default=None, help="OpenAI-compatible endpoint for the LLM judge (default: offline)")

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from workbench.cli import common
+from workbench.constants import FALLBACK_TOP
 from workbench.datasets import DATASETS, audit, load_pairs
 from workbench.tables import write_csv
 from workbench.values import resolve_values
@@ -203,7 +204,7 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--figures", default=None, help="where the figures go (HTML, PNG, PDF; default: OUT/figures)")
     p.add_argument("--eval-prompts", type=int, default=EVAL_PROMPTS,
                    help="held-out prompts per value in the small evaluation (results.csv, summary.md; 0 skips it)")
-    p.set_defaults(func=cmd_demo, fallback_top=3)
+    p.set_defaults(func=cmd_demo, fallback_top=FALLBACK_TOP)
 
 
 def add_generate_pairs(sub: argparse._SubParsersAction) -> None:

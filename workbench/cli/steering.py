@@ -17,11 +17,10 @@ def cmd_steer(args: argparse.Namespace) -> int:
     """``workbench steer``: unsteered and steered answers to each prompt, with the gate and per-layer audit."""
     import json
 
-    from workbench.defaults import steering_defaults
     from workbench.gate import load_gate, train_gate
     from workbench.generation import generate
     from workbench.prompts import read_prompts
-    from workbench.steering import check_probability
+    from workbench.steering import SteeringSpec, check_probability
 
     if (args.prompt is None) == (args.prompts is None):
         raise ValueError("Give exactly one of --prompt TEXT or --prompts FILE.")
@@ -67,21 +66,20 @@ def cmd_steer(args: argparse.Namespace) -> int:
 
             print(f"saved the gate to {save_gate(gate, args.save_gate)}", file=sys.stderr)
     shared = {"max_new_tokens": args.max_new_tokens, "allow_special_tokens": args.allow_special_tokens}
-    defaults = steering_defaults(value)
-    p0 = defaults.p0 if args.p0 is None else args.p0
-    coef = defaults.coef if args.coef is None else args.coef
+    spec = SteeringSpec(args.method, vector=vec, gate=gate, p0=args.p0, coef=args.coef, g0=args.g0, mode=args.mode,
+                        layers=layers, value=value).resolve(model)
+    p0, coef = spec.p0, spec.coef
     from workbench.progress import spinner
 
     with spinner(f"generating {len(prompts)} x 2 answers of up to {args.max_new_tokens} tokens (unsteered, {args.method})"):
         plain = generate(model, prompts, method="none", **shared)
-        steered = generate(model, prompts, vector=vec, method=args.method, p0=p0, gate=gate, g0=args.g0,
-                           mode=args.mode, layers=layers, coef=coef, **shared)
+        steered = generate(model, prompts, spec, **shared)
     from workbench.model import fingerprint
 
     g0 = None if gate is None else (gate.g0 if args.g0 is None else args.g0)
     setting = {"value": value, "method": args.method, "mode": args.mode, "p0": None if args.method == "caa" else p0,
                "coef": coef if args.method == "caa" else None, "g0": g0,
-               "steering_layers": list(layers if layers is not None else vec.layers), "model": args.model,
+               "steering_layers": list(spec.layers), "model": args.model,
                "model_name": getattr(model.cfg, "model_name", None), "model_fingerprint": fingerprint(model)}
     for prompt, before, after, record in zip(prompts, plain.texts, steered.texts, steered.audits, strict=True):
         note = _closed_gate_note(record, g0, value) if gate is not None else None
@@ -146,7 +144,7 @@ def add_steer(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=[m for m in GENERATION_METHODS if m != "none"], default="conva",
                    help="conva: closed-form shift behind the gate; conva-nogate: no gate; caa: fixed coefficient; "
                         "prompt: the value as a system prompt")
-    p.add_argument("--mode", choices=MODES, default="prompt-once", help=common.MODE_HELP)
+    p.add_argument("--mode", choices=MODES, default=MODES[0], help=common.MODE_HELP)
     p.add_argument("--p0", type=float, default=None,
                    help="target probe probability at each steered layer (default: per value, swept)")
     p.add_argument("--g0", type=float, default=None, help="gate threshold (default: the calibrated one)")

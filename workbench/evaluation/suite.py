@@ -25,9 +25,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from workbench.constants import SUITE_METHODS
 from workbench.datasets import load_pairs
-from workbench.defaults import steering_defaults
 from workbench.evaluation.capability import load_mmlu, mmlu_predictions, wikitext_perplexity
 from workbench.evaluation.judges import DEFAULT_JUDGE, JUDGE_NAMES, load_judge
 from workbench.evaluation.metrics import (
@@ -40,10 +38,11 @@ from workbench.evaluation.metrics import (
 from workbench.gate import Gate, load_gate, save_gate, train_gate
 from workbench.generation import chat_texts, generate, high_value_prompt
 from workbench.io import atomic_write_text, text_hash
+from workbench.methods import SUITE_METHODS, get_method
 from workbench.model import fingerprint
-from workbench.probes import probe_value
+from workbench.probes import FALLBACK_TOP, probe_value
 from workbench.prompts import load_value_prompts, read_prompts
-from workbench.steering import steer
+from workbench.steering import SteeringSpec, steer
 from workbench.tables import write_csv
 from workbench.vectors import ValueVector, load_vector, save_vector
 
@@ -111,10 +110,13 @@ RESULT_COLUMNS = ("value", "method", "condition", "csr", "fluency", "n")
 CAPABILITY_COLUMNS = ("method", "benchmark", "score", "n")
 
 
-def _strengths(cfg: SuiteConfig, value: str) -> tuple[float, float]:
-    """(P0, CAA coefficient) for ``value``: the configured ones, else the swept per-value defaults."""
-    d = steering_defaults(value, cfg.defaults)
-    return (d.p0 if cfg.p0 is None else cfg.p0), (d.coef if cfg.coef is None else cfg.coef)
+def _spec(model: Any, cfg: SuiteConfig, value: str, method: str, vec: ValueVector, naive: ValueVector | None,
+          gate: Gate | None) -> SteeringSpec:
+    """The resolved spec a suite method steers with: the configured P0/coef/mode, else the value's defaults."""
+    kind = get_method(method, SUITE_METHODS)
+    vector = None if kind.name == "none" else naive if kind.dataset == "naive" else vec
+    return SteeringSpec(kind.base.name, vector=vector, gate=gate if kind.uses_gate else None, p0=cfg.p0,
+                        coef=cfg.coef, mode=cfg.mode, value=value, defaults=cfg.defaults).resolve(model)
 
 
 def _prompts_for(cfg: SuiteConfig, value: str) -> list[str]:
@@ -140,7 +142,7 @@ def _artefacts(model: Any, cfg: SuiteConfig, value: str) -> tuple[ValueVector, V
         if path.is_file():
             vectors.append(load_vector(path, model=model))
         else:
-            vec = probe_value(model, load_pairs(value, dataset), dataset=dataset, fallback_top=3, seed=cfg.seed,
+            vec = probe_value(model, load_pairs(value, dataset), dataset=dataset, fallback_top=FALLBACK_TOP, seed=cfg.seed,
                               exclude_last=cfg.exclude_last, progress=False)
             save_vector(vec, path)
             vectors.append(vec)
@@ -167,13 +169,12 @@ def _generate_cached(model: Any, cfg: SuiteConfig, fp: str, value: str, method: 
                      prompts: list[str], vec: ValueVector, naive: ValueVector | None, gate: Gate
                      ) -> list[dict[str, Any]]:
     path = cfg.out / "generations" / value / f"{method}__{condition}.jsonl"
-    p0, coef = _strengths(cfg, value)
-    vector = naive if method == "conva-naive" else vec
+    spec = _spec(model, cfg, value, method, vec, naive, gate)
     # Only what a method uses is in its key: a new P0 or vector does not regenerate the baselines.
-    if method in ("none", "prompt"):
+    if spec.kind.shift is None:
         used: list[str] = []
     else:
-        used = [str(coef) if method == "caa" else f"{p0} {cfg.mode}", _vector_key(vector)]
+        used = [str(spec.coef) if spec.kind.shift == "caa" else f"{spec.p0} {spec.mode}", _vector_key(spec.vector)]
     settings = [fp, value, method, condition, *used, str(cfg.max_new_tokens), str(cfg.seed)]
     done: dict[str, dict[str, Any]] = {}
     if path.is_file():
@@ -187,13 +188,10 @@ def _generate_cached(model: Any, cfg: SuiteConfig, fp: str, value: str, method: 
     keys = [text_hash([*settings, p]) for p in prompts]
     todo = [i for i, k in enumerate(keys) if k not in done]
     system = high_value_prompt(value, "low") if condition == "negative-prompt" else None
-    gen_method = {"conva-naive": "conva"}.get(method, method)
     for start in range(0, len(todo), cfg.batch_size):
         idx = todo[start : start + cfg.batch_size]
         batch = [prompts[i] for i in idx]
-        out = generate(model, batch, vector=None if method == "none" else vector, method=gen_method, p0=p0,
-                       gate=gate if gen_method == "conva" else None, mode=cfg.mode, coef=coef,
-                       system_prompt=system, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
+        out = generate(model, batch, spec, system_prompt=system, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
                        batch_size=cfg.batch_size)
         ppl = answer_perplexity(model, chat_texts(model, batch, system), list(out.texts))
         for j, i in enumerate(idx):
@@ -230,8 +228,9 @@ def _capability(model: Any, cfg: SuiteConfig, fp: str,
         vec, _, gate = artefacts[value]
         if method == "none":
             return contextlib.nullcontext()
-        opened = gate.is_open(texts, model) if method == "conva" else True
-        return steer(model, vec, p0=_strengths(cfg, value)[0], gate_open=opened, mode=cfg.mode)
+        spec = _spec(model, cfg, value, method, vec, None, gate)
+        opened = gate.is_open(texts, model, g0=spec.g0) if spec.kind.uses_gate else True
+        return steer(model, spec, gate_open=opened)
 
     if cfg.mmlu is not None:
         items = load_mmlu(cfg.mmlu, n=cfg.mmlu_n, k_shot=cfg.mmlu_shots, seed=cfg.seed)
@@ -246,20 +245,19 @@ def _capability(model: Any, cfg: SuiteConfig, fp: str,
             steered = [] if method == "none" else zip(values, slices, strict=True)
             for value, idx in steered:
                 vec, _, gate = artefacts[value]
-                if method == "conva":
+                spec = _spec(model, cfg, value, method, vec, None, gate)
+                if spec.kind.uses_gate:
                     # A closed gate leaves the forward pass bit-identical (tests/test_steering.py), so only
                     # the questions that open it are run again; the others keep the unsteered prediction.
-                    idx = idx[gate.is_open([items[i].question for i in idx], model).numpy()]
+                    idx = idx[gate.is_open([items[i].question for i in idx], model, g0=spec.g0).numpy()]
                 n_open += len(idx)
-                p0 = _strengths(cfg, value)[0]
                 if len(idx):
                     chosen = [items[i] for i in idx]
                     preds[idx] = _cached_predictions(
                         cfg, f"{method}__{value}__{tag}",
-                        [fp, str(p0), cfg.mode, _vector_key(vec), *(it.prompt for it in chosen)],
-                        lambda c=chosen, v=vec, p=p0: mmlu_predictions(
-                            model, c, progress=cfg.progress,
-                            steering=lambda _: steer(model, v, p0=p, gate_open=True, mode=cfg.mode)))
+                        [fp, str(spec.p0), spec.mode, _vector_key(vec), *(it.prompt for it in chosen)],
+                        lambda c=chosen, sp=spec: mmlu_predictions(
+                            model, c, progress=cfg.progress, steering=lambda _: steer(model, sp, gate_open=True)))
             rows.append((method, benchmark, float(np.mean(preds == answers)), len(items)))
             if method == "conva":
                 rows.append((method, f"{benchmark}_gate_open_share", n_open / len(items), len(items)))
