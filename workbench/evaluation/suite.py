@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from workbench.constants import MODES
 from workbench.datasets import load_pairs
 from workbench.evaluation.capability import load_mmlu, mmlu_predictions, wikitext_perplexity
 from workbench.evaluation.judges import DEFAULT_JUDGE, JUDGE_NAMES, load_judge
@@ -66,7 +67,7 @@ class SuiteConfig:
     p0: float | None = None  # None: the per-value default from the sweep (workbench.sweep)
     coef: float | None = None  # None: likewise
     defaults: Path | None = None  # a steering-defaults file from `workbench sweep`; None: the shipped one
-    mode: str = "prompt-once"
+    mode: str = MODES[0]  # the SteeringSpec default
     exclude_last: int = 5
     max_new_tokens: int = 48
     batch_size: int = 8
