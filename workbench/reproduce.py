@@ -67,6 +67,7 @@ def _load_stages(cfg: ReproConfig) -> dict[str, dict[str, Any]]:
 def _probe(model: Any, cfg: ReproConfig) -> None:
     from tqdm.auto import tqdm
 
+    from workbench.constants import FALLBACK_TOP
     from workbench.datasets import load_pairs
     from workbench.probes import probe_value
     from workbench.tables import write_csv
@@ -79,7 +80,7 @@ def _probe(model: Any, cfg: ReproConfig) -> None:
             if path.is_file():
                 vec = load_vector(path, model=model)
             else:
-                vec = probe_value(model, load_pairs(value, dataset), dataset=dataset, fallback_top=3, cache=True,
+                vec = probe_value(model, load_pairs(value, dataset), dataset=dataset, fallback_top=FALLBACK_TOP, cache=True,
                                   seed=cfg.seed, exclude_last=cfg.exclude_last, progress=False)
                 save_vector(vec, path)
             if dataset == "controlled":
