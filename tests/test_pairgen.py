@@ -105,6 +105,17 @@ def test_parse_reply_skips_malformed_and_bad_pairs():
     assert parse_reply("", "power") == ([], 0)
 
 
+def test_parse_reply_reads_pretty_printed_objects_in_code_fences():
+    """How the 1.5B research model answers: each object spread over lines, each in its own fence."""
+    a = {"positive": "At the office, Sarah finished her project on time.",
+         "negative": "At the office, Sarah put her project off and missed the deadline."}
+    b = {"positive": "At school, Emily passed the exam with top marks.", "negative": "At school, Emily failed the exam."}
+    text = "Here are the pairs:\n" + "\n\n".join(f"```json\n{json.dumps(x, indent=2)}\n```" for x in (a, b))
+    pairs, skipped = parse_reply(text, "achievement")
+    assert [(p.positive, p.negative) for p in pairs] == [(a["positive"], a["negative"]), (b["positive"], b["negative"])]
+    assert skipped == 1  # the introduction line
+
+
 def test_prompt_rotates_scenes_and_names_the_value():
     first, later = build_messages("power", 4, 0), build_messages("power", 4, 1, avoid=["An earlier one."])
     assert first[1]["content"] != later[1]["content"] and "An earlier one." in later[1]["content"]

@@ -102,9 +102,9 @@ def _pair(obj: Any, value: str) -> ContrastPair | None:
 def parse_reply(reply: str, value: str) -> tuple[list[ContrastPair], int]:
     """Pairs found in a model reply and the number of non-empty lines skipped as malformed.
 
-    Accepts one JSON object a line (with or without numbering, bullets or a trailing comma), a JSON array
-    of objects, and code fences (ignored). Objects need string ``positive`` and ``negative`` fields that
-    differ, are at most ``MAX_TEXT_CHARS`` long and of similar length.
+    Accepts JSON objects one a line (with or without numbering, bullets or a trailing comma) or spread
+    over several lines (pretty-printed), a JSON array of objects, and code fences (ignored). Objects need
+    string ``positive`` and ``negative`` fields that differ, are at most ``MAX_TEXT_CHARS`` long and of similar length.
 
     Example:
         >>> parse_reply('1. {"positive": "I helped her.", "negative": "I ignored her."}\\nSure!', "benevolence")
@@ -118,22 +118,28 @@ def parse_reply(reply: str, value: str) -> tuple[list[ContrastPair], int]:
     if isinstance(whole, list):
         found = [_pair(obj, name) for obj in whole]
         return [p for p in found if p is not None], sum(p is None for p in found)
+    # Every JSON object in the reply, on one line or spread over several (pretty-printed, in code fences).
+    decoder = json.JSONDecoder()
     pairs: list[ContrastPair] = []
-    skipped = 0
-    for line in reply.splitlines():
-        line = line.strip()
-        if not line or line.startswith("```") or line in ("[", "]"):
+    spans: list[tuple[int, int]] = []
+    at = reply.find("{")
+    while at >= 0:
+        try:
+            obj, end = decoder.raw_decode(reply, at)
+        except (ValueError, RecursionError):
+            at = reply.find("{", at + 1)
             continue
-        line = _BULLET.sub("", line).rstrip(",")
-        start, end = line.find("{"), line.rfind("}")
-        pair = None
-        if 0 <= start < end:
-            try:
-                pair = _pair(json.loads(line[start:end + 1]), name)
-            except (ValueError, RecursionError):
-                pair = None
-        if pair is None:
-            skipped += 1
-        else:
+        pair = _pair(obj, name) if isinstance(obj, dict) else None
+        if pair is not None:
             pairs.append(pair)
+            spans.append((at, end))
+        at = reply.find("{", end)
+    skipped, pos = 0, 0
+    for line in reply.splitlines(keepends=True):
+        start, pos = pos, pos + len(line)
+        text = _BULLET.sub("", line.strip()).rstrip(",")
+        if not text or text.startswith("```") or text in ("[", "]", "{", "}"):
+            continue
+        if not any(a < pos and start < b for a, b in spans):
+            skipped += 1
     return pairs, skipped
