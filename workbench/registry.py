@@ -191,7 +191,7 @@ def conversion_folder(entry: EmbeddedModel) -> Path:
 
 def status(entry: EmbeddedModel) -> ModelStatus:
     """Installed parts, the assembled file and the fp32 conversion, without reading any weights."""
-    from workbench.model import conversion_complete
+    from workbench.conversion import conversion_complete
 
     missing = tuple(p for p in entry.parts if _part_path(p) is None)
     gguf = None if missing else assembled_path(entry)
