@@ -14,7 +14,6 @@ so a killed run resumes.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 
 from workbench.io import atomic_write_text
+from workbench.tables import write_csv
 
 __all__ = ["main", "read_position_rows"]
 
@@ -124,11 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"[read_position] {fmt} {value} ...", file=sys.stderr, flush=True)
                 atomic_write_text(part, json.dumps(read_position_rows(model, value, fmt, eval_acts, eval_values)))
             rows += json.loads(part.read_text())
-    with (out / "read_position.csv.tmp").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    (out / "read_position.csv.tmp").replace(out / "read_position.csv")
+    write_csv(out / "read_position.csv", list(rows[0]), [list(r.values()) for r in rows])
     md = _summary(rows, args.model)
     atomic_write_text(out / "read_position.md", md)
     print(md)
