@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 from helpers import spec_of
 
+import workbench.evaluation.answer_cache as answer_cache_mod
 import workbench.evaluation.suite as suite_mod
+import workbench.evaluation.suite_capability as capability_mod
 from workbench.evaluation.judges import train_encoder_judge
 from workbench.evaluation.suite import SuiteConfig, run_suite
 
@@ -42,7 +44,7 @@ def test_suite_writes_tables_and_resume_gives_same_table(tiny_model, tmp_path, m
     assert "| power |" in (tmp_path / "a" / "summary.md").read_text()
 
     # Interrupt a second run after its first generation batch, then resume.
-    real = suite_mod.generate
+    real = answer_cache_mod.generate
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -51,10 +53,10 @@ def test_suite_writes_tables_and_resume_gives_same_table(tiny_model, tmp_path, m
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(suite_mod, "generate", flaky)
+    monkeypatch.setattr(answer_cache_mod, "generate", flaky)
     with pytest.raises(KeyboardInterrupt):
         _run(tiny_model, _cfg(tmp_path / "b"))
-    monkeypatch.setattr(suite_mod, "generate", real)
+    monkeypatch.setattr(answer_cache_mod, "generate", real)
     cached = (tmp_path / "b" / "generations" / "power" / "none__plain.jsonl").read_text().splitlines()
     assert len(cached) == 2  # the first batch survived the interruption
     resumed = _run(tiny_model, _cfg(tmp_path / "b"))
@@ -62,7 +64,7 @@ def test_suite_writes_tables_and_resume_gives_same_table(tiny_model, tmp_path, m
 
     # A new P0 regenerates ConVA only: the unsteered answers do not depend on it.
     methods = []
-    monkeypatch.setattr(suite_mod, "generate", lambda *a, **kw: methods.append(spec_of(a, kw).method) or real(*a, **kw))
+    monkeypatch.setattr(answer_cache_mod, "generate", lambda *a, **kw: methods.append(spec_of(a, kw).method) or real(*a, **kw))
     _run(tiny_model, _cfg(tmp_path / "b", p0=0.97))
     assert set(methods) == {"conva-nogate"}
 
@@ -133,7 +135,7 @@ def test_suite_mmlu_reuses_unsteered_predictions_only_where_the_gate_is_closed(t
     # The predictions are saved: a second run reads them instead of running the model again.
     saved = sorted(p.name for p in (tmp_path / "out" / "mmlu").iterdir())
     assert "none__2xmmlu_1shot.json" in saved and "conva-nogate__power__2xmmlu_1shot.json" in saved
-    monkeypatch.setattr(suite_mod, "mmlu_predictions", lambda *a, **kw: pytest.fail("MMLU was run again"))
+    monkeypatch.setattr(capability_mod, "mmlu_predictions", lambda *a, **kw: pytest.fail("MMLU was run again"))
     assert _run(tiny_model, cfg).capability == first
 
 

@@ -50,11 +50,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 MAX_LINES = 300
 # Modules allowed over MAX_LINES, each with the reason a split would not pay.
-ACCEPTED_LONG: dict[str, str] = {
-    "workbench.evaluation.suite": "one run_suite over value x method x condition; it was being moved onto "
-                                  "SteeringSpec when the others were split. Seams for the split: the answer and "
-                                  "prediction caches, and the capability block",
-}
+ACCEPTED_LONG: dict[str, str] = {}
 
 
 def module_name(path: Path) -> str:

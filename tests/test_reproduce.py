@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-import workbench.evaluation.suite as suite_mod
+import workbench.evaluation.answer_cache as answer_cache_mod
 import workbench.probes as probes_mod
 import workbench.sweep as sweep_mod
 from workbench.reproduce import STAGES, ReproConfig, run_reproduction
@@ -29,7 +29,7 @@ def counted(monkeypatch):
 
         monkeypatch.setattr(module, name, counting)
 
-    wrap(suite_mod, "generate", "generate")
+    wrap(answer_cache_mod, "generate", "generate")
     wrap(sweep_mod, "generate", "generate")
     wrap(probes_mod, "probe_value", "probe")
     return calls
