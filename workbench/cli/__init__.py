@@ -9,7 +9,8 @@
 
 The commands live in ``probing`` (audit, probe, demo, generate-pairs), ``steering`` (steer, sweep),
 ``evaluation`` (evaluate, train-judge, reproduce, figures) and ``models`` (models, export-gguf); ``common`` holds
-the shared argument checks and model loading. Building the parser imports no torch.
+the shared argument checks and model loading; ``fields`` makes options from the library's settings dataclasses
+and keyword arguments, so each default stays in its field. Building the parser imports no torch.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if action.default in (None, False, argparse.SUPPRESS) or action.required or "%(default)" in text:
+        hidden = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        if hidden or action.required or action.nargs == 0 or "%(default)" in text:  # a 0 default is shown
             return text
         return text + " (default: %(default)s)"
 

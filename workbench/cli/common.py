@@ -29,7 +29,7 @@ def parse_layers(text: str | None, option: str = "--layers") -> list[int] | None
     return [int(p) for p in parts]
 
 
-def check_file_arg(given: str | None, option: str, kind: str = "file") -> None:
+def check_file_arg(given: str | Path | None, option: str, kind: str = "file") -> None:
     """A path option that names a missing file or folder is an error before any model is loaded."""
     from workbench.io import check_input_path
 

@@ -5,8 +5,40 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from workbench.cli import common
+from workbench.cli import common, fields
 from workbench.values import resolve_values
+
+# Help texts of the options made from the settings' fields (workbench.cli.fields), in --help order;
+# the defaults are the fields' own.
+_SUITE_HELP = {
+    "methods": "comma-separated methods to compare",
+    "out": "folder for results.csv, capability.csv and summary.md",
+    "vectors": "folder of controlled vectors (default: probe into OUT/vectors)",
+    "prompts": "folder with <value>.csv/.jsonl/.txt prompt files",
+    "mmlu": "MMLU-format folder (dev/, test/)",
+    "mmlu_n": "questions sampled from the MMLU test files",
+    "mmlu_shots": "dev examples before each question",
+    "wikitext": "raw text file for perplexity (e.g. WikiText-2 valid.txt)",
+    "limit": "at most N prompts per value (quick runs)",
+    "p0": "ConVA target probability (default: per value, swept)",
+    "coef": "CAA coefficient (default: per value, swept)",
+    "mode": common.MODE_HELP,
+    "max_new_tokens": "length of each answer in tokens",
+    "seed": "seed of the prompt sampling and generation",
+    "judge_url": "OpenAI-compatible endpoint for the LLM judge (default: offline)",
+    "judge_model": "url: the endpoint's model name; llm: the judge model (default: the research model)",
+    "judge": "value judge (default: url with --judge-url, else touche; pairs is for comparison only)",
+}
+_REPRO_HELP = {
+    "out": "results folder (rerun the same command to resume)",
+    "mmlu": "MMLU-format folder (dev/, test/); without it no MMLU claim",
+    "wikitext": "WikiText-2 valid.txt for perplexity",
+    "mmlu_n": "seeded MMLU test questions",
+    "sweep_prompts": "training prompts per value in the sweep",
+    "max_new_tokens": "answer length in the suite",
+    "limit": "held-out prompts per value (default: all)",
+    "judge": "value judge for every CSR",
+}
 
 
 def _check_limit(limit: int | None, what: str) -> None:
@@ -24,13 +56,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     common.check_file_arg(args.mmlu, "--mmlu", kind="folder")  # before any generation, not after it
     common.check_file_arg(args.wikitext, "--wikitext")
     common.check_file_arg(args.prompts, "--prompts", kind="folder")
-    opt = lambda x: Path(x) if x else None  # noqa: E731
-    cfg = SuiteConfig(values=resolve_values(args.values), methods=tuple(m.strip() for m in args.methods.split(",")),
-                      out=Path(args.out), vectors=opt(args.vectors), prompts=opt(args.prompts), mmlu=opt(args.mmlu),
-                      wikitext=opt(args.wikitext), mmlu_n=args.mmlu_n, mmlu_shots=args.mmlu_shots,
-                      limit=args.limit, p0=args.p0, coef=args.coef,
-                      mode=args.mode, max_new_tokens=args.max_new_tokens, seed=args.seed, judge_url=args.judge_url,
-                      judge_model=args.judge_model, judge=args.judge)
+    cfg = fields.from_args(SuiteConfig, args, values=resolve_values(args.values))
     result = run_suite(common.load(args), cfg)
     print(result.summary)
     print(f"wrote {cfg.out / 'results.csv'}, {cfg.out / 'capability.csv'} and {cfg.out / 'summary.md'}")
@@ -55,10 +81,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     common.check_file_arg(args.mmlu, "--mmlu", kind="folder")
     common.check_file_arg(args.wikitext, "--wikitext")
     _check_limit(args.limit, "held-out prompts per value")
-    cfg = ReproConfig(out=Path(args.out), values=tuple(resolve_values(args.values)),
-                      mmlu=Path(args.mmlu) if args.mmlu else None, wikitext=Path(args.wikitext) if args.wikitext else None,
-                      mmlu_n=args.mmlu_n, sweep_prompts=args.sweep_prompts, max_new_tokens=args.max_new_tokens,
-                      limit=args.limit, judge=args.judge, model_name=args.model)
+    cfg = fields.from_args(ReproConfig, args, values=tuple(resolve_values(args.values)), model_name=args.model)
     run_reproduction(common.load(args), cfg, stages=tuple(s.strip() for s in args.stages.split(",")))
     print(f"wrote {cfg.out / 'reproduction.md'} (tables in {cfg.out / 'results'}, figures in {cfg.out / 'figures'})")
     return 0
@@ -85,29 +108,12 @@ def add_figures(sub: argparse._SubParsersAction) -> None:
 
 def add_evaluate(sub: argparse._SubParsersAction) -> None:
     """The ``evaluate`` subcommand."""
-    from workbench.constants import JUDGE_NAMES, MODES, SUITE_METHODS
+    from workbench.constants import JUDGE_NAMES, MODES
 
     p = sub.add_parser("evaluate", help="the comparison suite: CSR and fluency per value x method, capability")
     p.add_argument("--values", default="all", help=common.VALUES_HELP)
-    p.add_argument("--methods", default=",".join(SUITE_METHODS), help="comma-separated methods to compare")
-    p.add_argument("--out", required=True, help="folder for results.csv, capability.csv and summary.md")
-    p.add_argument("--vectors", default=None, help="folder of controlled vectors (default: probe into OUT/vectors)")
-    p.add_argument("--prompts", default=None, help="folder with <value>.csv/.jsonl/.txt prompt files")
-    p.add_argument("--mmlu", default=None, help="MMLU-format folder (dev/, test/)")
-    p.add_argument("--mmlu-n", type=int, default=1000, help="questions sampled from the MMLU test files")
-    p.add_argument("--mmlu-shots", type=int, default=5, help="dev examples before each question")
-    p.add_argument("--wikitext", default=None, help="raw text file for perplexity (e.g. WikiText-2 valid.txt)")
-    p.add_argument("--limit", type=int, default=None, help="at most N prompts per value (quick runs)")
-    p.add_argument("--p0", type=float, default=None, help="ConVA target probability (default: per value, swept)")
-    p.add_argument("--coef", type=float, default=None, help="CAA coefficient (default: per value, swept)")
-    p.add_argument("--mode", choices=MODES, default=MODES[0], help=common.MODE_HELP)
-    p.add_argument("--max-new-tokens", type=int, default=48, help="length of each answer in tokens")
-    p.add_argument("--seed", type=int, default=0, help="seed of the prompt sampling and generation")
-    p.add_argument("--judge-url", default=None, help="OpenAI-compatible endpoint for the LLM judge (default: offline)")
-    p.add_argument("--judge-model", default=None,
-                   help="url: the endpoint's model name; llm: the judge model (default: the research model)")
-    p.add_argument("--judge", choices=JUDGE_NAMES, default=None,
-                   help="value judge (default: url with --judge-url, else touche; pairs is for comparison only)")
+    fields.add_fields(p, "workbench.evaluation.suite:SuiteConfig", _SUITE_HELP, only=_SUITE_HELP, overrides={
+        "out": {"required": True}, "mode": {"choices": MODES}, "judge": {"choices": JUDGE_NAMES}})
     common.add_model_args(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -127,17 +133,9 @@ def add_reproduce(sub: argparse._SubParsersAction) -> None:
     from workbench.constants import JUDGE_NAMES
     from workbench.reproduce import STAGES, ReproConfig
 
-    d = ReproConfig()
     p = sub.add_parser("reproduce", help="the paper's experiments, resumable: probes, sweep, suite, figures, report")
-    p.add_argument("--out", default=str(d.out), help="results folder (rerun the same command to resume)")
     p.add_argument("--values", default="all", help="comma-separated value names, or all")
-    p.add_argument("--mmlu", default=None, help="MMLU-format folder (dev/, test/); without it no MMLU claim")
-    p.add_argument("--wikitext", default=None, help="WikiText-2 valid.txt for perplexity")
-    p.add_argument("--mmlu-n", type=int, default=d.mmlu_n, help="seeded MMLU test questions")
-    p.add_argument("--sweep-prompts", type=int, default=d.sweep_prompts, help="training prompts per value in the sweep")
-    p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help="answer length in the suite")
-    p.add_argument("--limit", type=int, default=None, help="held-out prompts per value (default: all)")
-    p.add_argument("--judge", choices=JUDGE_NAMES, default=d.judge, help="value judge for every CSR")
+    fields.add_fields(p, ReproConfig, _REPRO_HELP, only=_REPRO_HELP, overrides={"judge": {"choices": JUDGE_NAMES}})
     p.add_argument("--stages", default=",".join(STAGES), help="comma-separated stages to run, in order")
     common.add_model_args(p)
     p.set_defaults(func=cmd_reproduce)

@@ -7,10 +7,32 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from workbench.cli import common
+from workbench.cli import common, fields
 from workbench.datasets import DATASETS
 from workbench.tables import write_csv
 from workbench.values import resolve_values, value_name
+
+# Help texts of the options made from the library's settings (workbench.cli.fields), in --help order;
+# the defaults are those of the fields and keyword arguments themselves.
+_SWEEP, _GENERATE = "workbench.sweep:sweep_defaults", "workbench.generation:generate"  # read without importing
+_SPEC_HELP = {
+    "mode": common.MODE_HELP,
+    "p0": "target probe probability at each steered layer (default: per value, swept)",
+    "g0": "gate threshold (default: the calibrated one)",
+    "layers": "comma-separated steering layers (default: the vector's)",
+    "coef": "CAA coefficient on the mean difference (default: per value)",
+}
+_GENERATE_HELP = {
+    "max_new_tokens": "length of each answer in tokens",
+    "allow_special_tokens": "let control-token strings in prompts (<|im_end|>, ...) act as control tokens; by default "
+                            "they are read as text, so a prompt cannot forge a system turn",
+}
+_SWEEP_HELP = {
+    "n_prompts": "training prompts per value",
+    "max_new_tokens": "length of each answer in tokens",
+    "min_fluency": "a setting must keep this share of the unsteered fluency to be chosen (lower: stronger steering)",
+    "judge": "value judge for the CSR (pairs: trained on the steering data, comparison only)",
+}
 
 
 def cmd_steer(args: argparse.Namespace) -> int:
@@ -65,9 +87,9 @@ def cmd_steer(args: argparse.Namespace) -> int:
             from workbench.gate import save_gate
 
             print(f"saved the gate to {save_gate(gate, args.save_gate)}", file=sys.stderr)
-    shared = {"max_new_tokens": args.max_new_tokens, "allow_special_tokens": args.allow_special_tokens}
-    spec = SteeringSpec(args.method, vector=vec, gate=gate, p0=args.p0, coef=args.coef, g0=args.g0, mode=args.mode,
-                        layers=layers, value=value).resolve(model)
+    shared = fields.field_values(args, _GENERATE)
+    spec = fields.from_args(SteeringSpec, args, method=args.method, vector=vec, gate=gate, layers=layers,
+                            value=value).resolve(model)
     p0, coef = spec.p0, spec.coef
     from workbench.progress import spinner
 
@@ -119,12 +141,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     model = common.load(args)
     out = Path(args.out)
     vectors = {v: common.vector_for(model, v, Path(args.vectors), "controlled") for v in resolve_values(args.values)}
-    rows, chosen = sweep_defaults(model, vectors, n_prompts=args.n, max_new_tokens=args.max_new_tokens,
-                                  min_fluency=args.min_fluency, judge=args.judge)
+    rows, chosen = sweep_defaults(model, vectors, **fields.field_values(args, _SWEEP))
     write_csv(out / "sweep.csv", ["value", "method", "setting", "csr", "fluency", "n", "score"],
               [(r.value, r.method, r.setting, r.csr, r.fluency, r.n, r.score) for r in rows])
     meta = {"command": "workbench sweep " + " ".join(sys.argv[2:]), "model": args.model,
-            "model_fingerprint": fingerprint(model), "n_prompts": args.n, "max_new_tokens": args.max_new_tokens,
+            "model_fingerprint": fingerprint(model), "n_prompts": args.n_prompts, "max_new_tokens": args.max_new_tokens,
             "min_fluency": args.min_fluency, "judge": args.judge}
     path = save_defaults(chosen, out / "steering_defaults.json", meta)
     for value, d in chosen.items():
@@ -144,12 +165,8 @@ def add_steer(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=[m for m in GENERATION_METHODS if m != "none"], default="conva",
                    help="conva: closed-form shift behind the gate; conva-nogate: no gate; caa: fixed coefficient; "
                         "prompt: the value as a system prompt")
-    p.add_argument("--mode", choices=MODES, default=MODES[0], help=common.MODE_HELP)
-    p.add_argument("--p0", type=float, default=None,
-                   help="target probe probability at each steered layer (default: per value, swept)")
-    p.add_argument("--g0", type=float, default=None, help="gate threshold (default: the calibrated one)")
-    p.add_argument("--layers", default=None, help="comma-separated steering layers (default: the vector's)")
-    p.add_argument("--coef", type=float, default=None, help="CAA coefficient on the mean difference (default: per value)")
+    fields.add_fields(p, "workbench.steering.spec:SteeringSpec", _SPEC_HELP, only=_SPEC_HELP, overrides={
+        "mode": {"choices": MODES}, "layers": {"type": str}})  # --layers: parsed with its own error messages
     p.add_argument("--gate", default=None,
                    help="a saved gate (.safetensors); default: the one `workbench demo` saved beside --vectors "
                         "(VECTORS/../gates/<value>.safetensors), else train one now")
@@ -162,11 +179,8 @@ def add_steer(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--save-gate", default=None, help="save the trained gate here (.safetensors) to reuse it with --gate")
     p.add_argument("--vectors", default="out/vectors", help="folder of value vectors from `workbench probe`")
     p.add_argument("--dataset", choices=DATASETS, default="controlled", help="pairs to probe if no vector is saved")
-    p.add_argument("--max-new-tokens", type=int, default=48, help="length of each answer in tokens")
     p.add_argument("--json", action="store_true", help="one JSON object per prompt")
-    p.add_argument("--allow-special-tokens", action="store_true",
-                   help="let control-token strings in prompts (<|im_end|>, ...) act as control tokens; by default "
-                        "they are read as text, so a prompt cannot forge a system turn")
+    fields.add_fields(p, _GENERATE, _GENERATE_HELP, only=_GENERATE_HELP)
     common.add_model_args(p)
     p.set_defaults(func=cmd_steer)
 
@@ -179,11 +193,7 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--values", default="all", help=common.VALUES_HELP)
     p.add_argument("--out", required=True, help="folder for sweep.csv and steering_defaults.json")
     p.add_argument("--vectors", default="out/vectors", help="folder of value vectors (probed and saved when absent)")
-    p.add_argument("--n", type=int, default=12, help="training prompts per value")
-    p.add_argument("--max-new-tokens", type=int, default=24, help="length of each answer in tokens")
-    p.add_argument("--min-fluency", type=float, default=0.8,
-                   help="a setting must keep this share of the unsteered fluency to be chosen (lower: stronger steering)")
+    fields.add_fields(p, _SWEEP, _SWEEP_HELP, only=_SWEEP_HELP,
+                      overrides={"n_prompts": {"flag": "--n"}, "judge": {"choices": JUDGE_NAMES}})
     common.add_model_args(p)
-    p.add_argument("--judge", choices=JUDGE_NAMES, default="touche",
-                   help="value judge for the CSR (pairs: trained on the steering data, comparison only)")
     p.set_defaults(func=cmd_sweep)
