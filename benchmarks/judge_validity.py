@@ -57,7 +57,7 @@ def read_answers(path: Path) -> list[dict[str, str]]:
             for line in f.read_text(encoding="utf-8").splitlines():
                 rec = json.loads(line)
                 rows.append({"value": f.parent.name, "prompt": rec["prompt"], "answer": rec["answer"],
-                             "source": f.stem})
+                             "source": f.stem, "perplexity": rec.get("perplexity")})
         return rows
     if path.suffix == ".jsonl":
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -87,6 +87,23 @@ def agreement(rows: list[dict[str, str]], judges: dict[str, Any]) -> list[dict[s
     return out
 
 
+def fluency_agreement(folder: Path, rows: list[dict[str, Any]], llm_model: Any) -> dict[str, Any]:
+    """Kappa between the suite's perplexity/repetition fluency flags and the LLM judge's fluency rubric.
+
+    The flags use the thresholds the suite calibrated (``fluency_calibration.json`` in ``folder``).
+    """
+    from workbench.evaluation.metrics import FluencyCalibration, fluency_flags
+
+    calibration = FluencyCalibration(**json.loads((folder / "fluency_calibration.json").read_text(encoding="utf-8")))
+    answers = [r["answer"] for r in rows]
+    ppl = [np.inf if r.get("perplexity") is None else float(r["perplexity"]) for r in rows]
+    flags = fluency_flags(answers, ppl, calibration)
+    llm = np.asarray(load_judge("llm", None, llm_model, rubric="fluency").judge(answers), dtype=bool)
+    kappa = cohen_kappa_score(flags, llm) if len(set(flags) | set(llm)) > 1 else 1.0
+    return {"kappa": float(kappa), "n": len(rows), "fluent_perplexity": float(flags.mean()),
+            "fluent_llm": float(llm.mean()), "agree": float(np.mean(flags == llm))}
+
+
 def _markdown(rows: list[dict[str, Any]], timing: dict[str, float], kappas: list[dict[str, Any]]) -> str:
     names = [k[len("auroc_"):] for k in rows[0] if k.startswith("auroc_")]
     lines = ["| value | positives | " + " | ".join(f"AUROC {n}" for n in names) + " |", "|---" * (len(names) + 2) + "|"]
@@ -111,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--llm-model", default=None, help="load_model source of the LLM judge (implies llm)")
     ap.add_argument("--llm-n", type=int, default=500, help="seeded sample of arguments for the LLM judge")
     ap.add_argument("--answers", default=None, help="suite output folder or CSV/JSONL of value,prompt,answer for kappa")
+    ap.add_argument("--answers-n", type=int, default=None, help="seeded sample of the answers for kappa (default: all)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     folder = Path(args.touche)
@@ -161,17 +179,27 @@ def main(argv: list[str] | None = None) -> int:
         judge = load_judge(name, "benevolence", llm_model, cache=False) if name == "llm" else load_judge(name, "benevolence")
         n = 100 if name != "llm" else 16
         timing[name] = time_per_100(judge, timing_texts[:n], [""] * n)
-    kappas = []
+    kappas, fluency = [], None
     if args.answers:
+        answers = read_answers(Path(args.answers))
+        if args.answers_n is not None and args.answers_n < len(answers):
+            keep = np.sort(np.random.default_rng(args.seed).choice(len(answers), args.answers_n, replace=False))
+            answers = [answers[i] for i in keep]
         makers = {n: (lambda v, n=n: load_judge(n, v, llm_model if n == "llm" else None)) for n in names}
-        kappas = agreement(read_answers(Path(args.answers)), makers)
-    result = {"per_value": rows, "seconds_per_100": timing, "kappa": kappas,
+        kappas = agreement(answers, makers)
+        if llm_model is not None and (Path(args.answers) / "fluency_calibration.json").is_file():
+            fluency = fluency_agreement(Path(args.answers), answers, llm_model)
+    result = {"per_value": rows, "seconds_per_100": timing, "kappa": kappas, "fluency_agreement": fluency,
               "mean_auroc": {n: float(np.mean([r[f"auroc_{n}"] for r in rows if r.get(f"auroc_{n}") is not None]))
                              for n in names},
               "protocol": {"touche": "grouped 5-fold CV by conclusion (threshold from inner grouped CV)",
                            "pairs": "trained on the shipped pairs; all 5393 arguments",
                            "llm": f"seeded sample of {len(sample)} arguments, question = conclusion"}}
     md = _markdown(rows, timing, kappas)
+    if fluency is not None:
+        md += (f"\nFluency, perplexity/repetition flags vs the LLM fluency rubric on {fluency['n']} answers: kappa "
+               f"{fluency['kappa']:.3f}, agreement {fluency['agree']:.3f} (fluent: {fluency['fluent_perplexity']:.3f} "
+               f"vs {fluency['fluent_llm']:.3f})\n")
     print(md)
     atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     atomic_write_text(Path(args.out).with_suffix(".md"), md)
