@@ -36,8 +36,11 @@ def _steering_layers(test_acc: Sequence[float], exclude_last: int = 5) -> tuple[
 
 
 def read_position_rows(model: Any, value: str, fmt: str, eval_acts: torch.Tensor, eval_values: Sequence[str],
-                       c: float | None = None) -> list[dict[str, Any]]:
-    """Per layer: probe test accuracy (in ``fmt``) and P_V's AUROC / means on the steering-position prompts."""
+                       c: float | None = None, max_pairs: int | None = None) -> list[dict[str, Any]]:
+    """Per layer: probe test accuracy (in ``fmt``) and P_V's AUROC / means on the steering-position prompts.
+
+    ``max_pairs``: a seeded sample of the value's pairs (the same for every format), for a cheaper run.
+    """
     from scipy.special import expit
     from sklearn.metrics import roc_auc_score
 
@@ -46,7 +49,11 @@ def read_position_rows(model: Any, value: str, fmt: str, eval_acts: torch.Tensor
     from workbench.probes import DEFAULT_C, fit_probes
     from workbench.readout import reading_texts
 
-    train, test = split_pairs(load_pairs(value), test_fraction=0.25, seed=0)
+    pairs = load_pairs(value)
+    if max_pairs is not None and max_pairs < len(pairs):
+        keep = np.sort(np.random.default_rng(0).choice(len(pairs), max_pairs, replace=False))
+        pairs = [pairs[i] for i in keep]
+    train, test = split_pairs(pairs, test_fraction=0.25, seed=0)
     texts = [p.positive for p in train] + [p.negative for p in train] + [p.positive for p in test] + [p.negative for p in test]
     acts = extract(model, reading_texts(model, texts, fmt), cache=True, progress=False)
     a, b = len(train), len(test)
@@ -96,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--values", default="all")
     p.add_argument("--formats", default=",".join(READ_FORMATS))
+    p.add_argument("--max-pairs", type=int, default=None, help="seeded sample of each value's pairs (default: all)")
     p.add_argument("--out", default="out/read_position")
     args = p.parse_args(argv)
     formats = [check_read_format(f.strip()) for f in args.formats.split(",")]
@@ -119,10 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     for fmt in formats:
         for value in values:
-            part = out / "parts" / f"{fmt}.{value}.json"
+            part = out / "parts" / (f"{fmt}.{value}.json" if args.max_pairs is None else f"{fmt}.{value}.n{args.max_pairs}.json")
             if not part.is_file():
                 print(f"[read_position] {fmt} {value} ...", file=sys.stderr, flush=True)
-                atomic_write_text(part, json.dumps(read_position_rows(model, value, fmt, eval_acts, eval_values)))
+                atomic_write_text(part, json.dumps(read_position_rows(model, value, fmt, eval_acts, eval_values,
+                                                                             max_pairs=args.max_pairs)))
             rows += json.loads(part.read_text())
     write_csv(out / "read_position.csv", list(rows[0]), [list(r.values()) for r in rows])
     md = _summary(rows, args.model)
