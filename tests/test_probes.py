@@ -69,7 +69,8 @@ def test_cli_probe_passes_the_regularisation_to_the_saved_vectors(tiny_folder, t
     assert load_vector(tmp_path / "given" / "vectors" / "power.safetensors").meta["C"] == 0.5
     assert main([*base, "--out", str(tmp_path / "default")]) == 0
     assert load_vector(tmp_path / "default" / "vectors" / "power.safetensors").meta["C"] == DEFAULT_C
-    assert f"default {DEFAULT_C}" in build_parser()._subparsers._group_actions[0].choices["probe"].format_help()
+    text = " ".join(build_parser()._subparsers._group_actions[0].choices["probe"].format_help().split())
+    assert f"(default: {DEFAULT_C})" in text
 
 
 def _read_table(path):

@@ -16,7 +16,7 @@ from __future__ import annotations
 from workbench.methods import GENERATION_METHODS, SUITE_METHODS
 
 __all__ = ["DATASETS", "DEFAULT_MODEL", "DTYPES", "FALLBACK_TOP", "GATE_KINDS", "GENERATION_METHODS", "JUDGE_NAMES",
-           "MODES", "SUITE_METHODS"]
+           "MAX_NEW_TOKENS", "MODES", "SUITE_METHODS", "SWEEP_NEW_TOKENS", "SWEEP_PROMPTS"]
 
 DEFAULT_MODEL = "embedded:smollm2-135m-instruct"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -27,3 +27,6 @@ JUDGE_NAMES = ("touche", "llm", "pairs", "url")
 # How many best layers the pipelines (demo, suite, steer's on-demand probing, benchmarks) steer when no
 # layer passes the accuracy threshold; probe_value itself defaults to 0 (raise instead).
 FALLBACK_TOP = 3
+MAX_NEW_TOKENS = 48  # answer length of generate, the suite and the reproduction
+SWEEP_PROMPTS = 12  # training prompts per value the sweep answers
+SWEEP_NEW_TOKENS = 24  # answer length in the sweep

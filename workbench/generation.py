@@ -22,6 +22,7 @@ import torch
 
 from workbench.activations import tokenize
 from workbench.chat_template import chat_texts, escape_special_tokens
+from workbench.constants import MAX_NEW_TOKENS
 from workbench.gate import Gate
 from workbench.methods import GENERATION_METHODS
 from workbench.model import plain_decoder_layers, twin_unless_hooked
@@ -121,7 +122,7 @@ def generate(
     layers: Sequence[int] | None = None,
     coef: float | None = None,
     system_prompt: str | None = None,
-    max_new_tokens: int = 48,
+    max_new_tokens: int = MAX_NEW_TOKENS,
     do_sample: bool = False,
     temperature: float = 1.0,
     seed: int = 0,

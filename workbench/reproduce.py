@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from workbench.constants import MAX_NEW_TOKENS, SWEEP_NEW_TOKENS, SWEEP_PROMPTS
 from workbench.io import atomic_write_text
 
 __all__ = ["STAGES", "ReproConfig", "run_reproduction"]
@@ -40,9 +41,9 @@ class ReproConfig:
     wikitext: Path | None = None
     mmlu_n: int = 300
     mmlu_shots: int = 5
-    sweep_prompts: int = 12
-    sweep_tokens: int = 24
-    max_new_tokens: int = 48
+    sweep_prompts: int = SWEEP_PROMPTS
+    sweep_tokens: int = SWEEP_NEW_TOKENS
+    max_new_tokens: int = MAX_NEW_TOKENS
     limit: int | None = None  # held-out prompts per value (None: all, 23 in the shipped sets)
     judge: str = "touche"
     exclude_last: int = 5

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from workbench.constants import SWEEP_NEW_TOKENS, SWEEP_PROMPTS
 from workbench.defaults import FALLBACK, SteeringDefaults, load_defaults, save_defaults, steering_defaults
 from workbench.evaluation.judges import DEFAULT_JUDGE, load_judge
 from workbench.evaluation.metrics import answer_perplexity, calibrate_fluency, fluency_flags, repetition_ratio
@@ -68,8 +69,8 @@ def sweep_defaults(
     vectors: Mapping[str, ValueVector],
     p0_grid: Sequence[float] = P0_GRID,
     coef_grid: Sequence[float] = COEF_GRID,
-    n_prompts: int = 12,
-    max_new_tokens: int = 24,
+    n_prompts: int = SWEEP_PROMPTS,
+    max_new_tokens: int = SWEEP_NEW_TOKENS,
     min_fluency: float = 0.8,
     judge_factory: Callable[[str], Any] | None = None,
     progress: bool = True,

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from workbench.cli import common
+from workbench.cli import common, fields
 from workbench.constants import FALLBACK_TOP
 from workbench.datasets import DATASETS, audit, load_pairs
 from workbench.tables import write_csv
@@ -50,10 +50,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def cmd_probe(args: argparse.Namespace) -> int:
     """``workbench probe``: per-layer probes -> OUT/accuracy.csv and OUT/vectors/<value>.safetensors."""
-    from workbench.probes import DEFAULT_C, NoLayerQualifies, check_c, probe_value
+    from workbench.probes import NoLayerQualifies, check_c, probe_value
     from workbench.vectors import save_vector
 
-    c = check_c(DEFAULT_C if args.c is None else args.c)  # before the model and the extraction
+    c = check_c(args.c)  # before the model and the extraction
     own = _own_pairs(args)
     values = (own[0].value,) if own else resolve_values(args.values)
     out = Path(args.out)
@@ -153,19 +153,22 @@ def cmd_generate_pairs(args: argparse.Namespace) -> int:
     return 0
 
 
+_PROBE = "workbench.probes:probe_value"  # read without importing (the defaults live in its signature)
+_PROBE_HELP = {
+    "shuffle_labels": "control run with permuted training labels",
+    "threshold": "test accuracy a steering layer must exceed",
+    "exclude_last": "never steer the last K layers",
+    "fallback_top": "when no layer passes the threshold, steer the K best layers (with a warning) instead of failing",
+    "seed": "seed of the train/test split and the probes",
+    "c": "inverse regularisation of the probes; smaller gives a smaller |w|, so larger ConVA shifts at a P0",
+    "cache": "cache activations on disk",
+}
+
+
 def _add_probe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", choices=DATASETS, default="controlled",
                    help="shipped pair set: controlled (context-matched sides) or naive (the ablation)")
-    p.add_argument("--shuffle-labels", action="store_true", help="control run with permuted training labels")
-    p.add_argument("--threshold", type=float, default=0.9, help="test accuracy a steering layer must exceed")
-    p.add_argument("--exclude-last", type=int, default=5, help="never steer the last K layers")
-    p.add_argument("--fallback-top", type=int, default=0,
-                   help="when no layer passes the threshold, steer the K best layers (with a warning) instead of failing")
-    p.add_argument("--seed", type=int, default=0, help="seed of the train/test split and the probes")
-    p.add_argument("--c", type=float, default=None,
-                   help="inverse regularisation of the probes (default 0.01); smaller gives a smaller |w|, so larger "
-                        "ConVA shifts at a P0")
-    p.add_argument("--cache", action="store_true", help="cache activations on disk")
+    fields.add_fields(p, _PROBE, _PROBE_HELP, only=_PROBE_HELP)
 
 
 def add_audit(sub: argparse._SubParsersAction) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.constants import MODES
+from workbench.constants import MAX_NEW_TOKENS, MODES
 from workbench.methods import SUITE_METHODS
 
 __all__ = ["CAPABILITY_COLUMNS", "CONDITIONS", "RESULT_COLUMNS", "SuiteConfig", "SuiteResult"]
@@ -35,7 +35,7 @@ class SuiteConfig:
     defaults: Path | None = None  # a steering-defaults file from `workbench sweep`; None: the shipped one
     mode: str = MODES[0]  # the SteeringSpec default
     exclude_last: int = 5
-    max_new_tokens: int = 48
+    max_new_tokens: int = MAX_NEW_TOKENS
     batch_size: int = 8
     seed: int = 0
     judge: str | None = None  # one of JUDGE_NAMES; None: "url" when judge_url is set, else "touche"

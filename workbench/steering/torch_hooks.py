@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from workbench.constants import MAX_NEW_TOKENS
 from workbench.model import decoder_layers
 from workbench.steering.shifts import GateOpen, ShiftFn, SteeringRecord, prepare
 from workbench.steering.spec import SteeringSpec, as_spec
@@ -85,7 +86,7 @@ def generate_tokens(
     model: Any,
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
-    max_new_tokens: int = 48,
+    max_new_tokens: int = MAX_NEW_TOKENS,
     do_sample: bool = False,
     temperature: float = 1.0,
     eos_token_id: int | None = None,
