@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from workbench.methods import GENERATION_METHODS, SUITE_METHODS
 
-__all__ = ["DATASETS", "DEFAULT_MODEL", "DTYPES", "FALLBACK_TOP", "GATE_KINDS", "GENERATION_METHODS", "JUDGE_NAMES",
-           "MAX_NEW_TOKENS", "MODES", "SUITE_METHODS", "SWEEP_NEW_TOKENS", "SWEEP_PROMPTS"]
+__all__ = ["DATASETS", "DEFAULT_JUDGE", "DEFAULT_MODEL", "DTYPES", "FALLBACK_TOP", "GATE_KINDS", "GENERATION_METHODS",
+           "JUDGE_NAMES", "MAX_NEW_TOKENS", "MODES", "SUITE_METHODS", "SWEEP_NEW_TOKENS", "SWEEP_PROMPTS"]
 
 DEFAULT_MODEL = "embedded:smollm2-135m-instruct"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -24,6 +24,7 @@ DATASETS = ("controlled", "naive")
 MODES = ("prompt-once", "per-step")  # the first is the default (workbench.steering.SteeringSpec.mode)
 GATE_KINDS = ("residual", "encoder")
 JUDGE_NAMES = ("touche", "llm", "pairs", "url")
+DEFAULT_JUDGE = "touche"  # the offline value judge trained on Touché23 (independent of the steering pairs)
 # How many best layers the pipelines (demo, suite, steer's on-demand probing, benchmarks) steer when no
 # layer passes the accuracy threshold; probe_value itself defaults to 0 (raise instead).
 FALLBACK_TOP = 3

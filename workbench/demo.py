@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench.constants import DEFAULT_JUDGE
 from workbench.progress import spinner
 from workbench.stats import wilson_interval
 
@@ -126,7 +127,7 @@ def _evaluate(model: Any, results: Path, values: Sequence[str], limit: int, max_
     from workbench.io import atomic_write_text
 
     cfg = SuiteConfig(values=tuple(values), methods=tuple(methods), out=results, limit=limit,
-                      max_new_tokens=max_new_tokens, judge="touche", progress=progress, conditions=("plain",))
+                      max_new_tokens=max_new_tokens, judge=DEFAULT_JUDGE, progress=progress, conditions=("plain",))
     result = run_suite(model, cfg)
     note = (f"## How much this shows\n\nThe main job's evaluation is small: {limit} held-out prompts per value, answers "
             f"of {max_new_tokens} tokens, so each cell is a share of n = {limit} answers and its 95% Wilson interval "

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from workbench.constants import MAX_NEW_TOKENS, SWEEP_NEW_TOKENS, SWEEP_PROMPTS
+from workbench.constants import DEFAULT_JUDGE, MAX_NEW_TOKENS, SWEEP_NEW_TOKENS, SWEEP_PROMPTS
 from workbench.io import atomic_write_text
 
 __all__ = ["STAGES", "ReproConfig", "run_reproduction"]
@@ -45,7 +45,7 @@ class ReproConfig:
     sweep_tokens: int = SWEEP_NEW_TOKENS
     max_new_tokens: int = MAX_NEW_TOKENS
     limit: int | None = None  # held-out prompts per value (None: all, 23 in the shipped sets)
-    judge: str = "touche"
+    judge: str = DEFAULT_JUDGE
     exclude_last: int = 5
     figure_formats: tuple[str, ...] = ("html", "png", "pdf")
     model_name: str = ""

@@ -38,6 +38,7 @@ __all__ = ["DEMO_METHODS", "DemoResult", "SteeringDemo", "answers_html", "load_g
            "run_demo"]
 
 DEMO_METHODS = tuple(m for m in GENERATION_METHODS if m != "none")
+WIDGET_NEW_TOKENS = 32  # shorter answers than generate's, so the widget responds quickly
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,7 +126,7 @@ def run_demo(
     mode: str | None = None,
     method: str = "conva",
     layers: str | Sequence[int] | None = None,
-    max_new_tokens: int = 32,
+    max_new_tokens: int = WIDGET_NEW_TOKENS,
     gate_kind: str = "residual",
     coef: float | None = None,
 ) -> DemoResult:
@@ -212,7 +213,8 @@ class SteeringDemo:
     """
 
     def __init__(self, model: Any, vectors: Mapping[str, ValueVector], prompt: str = "",
-                 max_new_tokens: int = 32, gates: Mapping[str, Gate] | None = None, value: str | None = None) -> None:
+                 max_new_tokens: int = WIDGET_NEW_TOKENS, gates: Mapping[str, Gate] | None = None,
+                 value: str | None = None) -> None:
         import ipywidgets as w
 
         if not vectors:

@@ -34,7 +34,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_predict
 
 from workbench.chat import ChatError, chat_completion
-from workbench.constants import JUDGE_NAMES
+from workbench.constants import DEFAULT_JUDGE, JUDGE_NAMES
 from workbench.datasets import load_pairs
 from workbench.gate import load_encoder
 from workbench.io import atomic_write_text, text_hash
@@ -43,7 +43,6 @@ from workbench.values import VALUE_NAMES, get_value
 __all__ = ["DEFAULT_JUDGE", "JUDGE_NAMES", "EncoderJudge", "JudgeError", "LLMJudge", "ToucheJudge", "URLJudge",
            "load_judge", "train_encoder_judge"]
 
-DEFAULT_JUDGE = "touche"
 
 
 class JudgeError(RuntimeError):
