@@ -68,7 +68,9 @@ def test_cli_probe_passes_the_regularisation_to_the_saved_vectors(tiny_folder, t
     assert main([*base, "--out", str(tmp_path / "given"), "--c", "0.5"]) == 0
     assert load_vector(tmp_path / "given" / "vectors" / "power.safetensors").meta["C"] == 0.5
     assert main([*base, "--out", str(tmp_path / "default")]) == 0
-    assert load_vector(tmp_path / "default" / "vectors" / "power.safetensors").meta["C"] == DEFAULT_C
+    saved = load_vector(tmp_path / "default" / "vectors" / "power.safetensors")
+    assert saved.meta["C"] == DEFAULT_C
+    assert saved.meta["read_format"] == "bare"  # the format the probes were trained in, where P_V is read at steering time
     text = " ".join(build_parser()._subparsers._group_actions[0].choices["probe"].format_help().split())
     assert f"(default: {DEFAULT_C})" in text
 

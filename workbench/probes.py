@@ -25,6 +25,7 @@ from workbench.constants import FALLBACK_TOP
 from workbench.datasets import ContrastPair, as_pairs, split_pairs
 from workbench.io import text_hash
 from workbench.model import HOOK_SITE, fingerprint, model_info
+from workbench.readout import READ_FORMATS
 from workbench.values import value_name
 from workbench.vectors import ValueVector
 
@@ -238,7 +239,7 @@ def probe_value(
             "dataset": dataset, "data_hash": text_hash(texts), "n_train_pairs": a, "n_test_pairs": b,
             "test_fraction": test_fraction,
             "seed": seed, "threshold": threshold, "exclude_last": exclude_last, "C": c,
-            "shuffle_labels": shuffle_labels,
+            "shuffle_labels": shuffle_labels, "read_format": READ_FORMATS[0],  # the sentence as it is (bare)
             "layer_selection": selection, "package_version": __version__}
     return ValueVector(next(iter(values)), fit["weight"], fit["bias"], fit["mean_diff"], fit["train_acc"],
                        fit["test_acc"], layers, meta)
