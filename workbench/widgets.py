@@ -228,8 +228,9 @@ class SteeringDemo:
         options = sorted(self.vectors, key=_circumplex_order)
         self.value = w.Dropdown(options=options, value=value_name(value) if value else options[0],
                                 description="value", style=style, layout=wide)
-        self.p0 = w.FloatSlider(value=steering_defaults(self.value.value).p0, min=0.5, max=0.999, step=0.005,
-                                readout_format=".3f", description="P0", style=style, layout=wide)
+        # up to the sweep's highest P0 (0.9999), so every swept default shows unclamped
+        self.p0 = w.FloatSlider(value=steering_defaults(self.value.value).p0, min=0.5, max=0.9999, step=0.0001,
+                                readout_format=".4f", description="P0", style=style, layout=wide)
         self.calibrated = w.Checkbox(value=True, description="calibrated g0", indent=False)
         self.g0 = w.FloatSlider(value=0.5, min=0.01, max=0.99, step=0.01, description="g0", style=style,
                                 layout=wide, disabled=True)
