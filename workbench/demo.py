@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.constants import DEFAULT_JUDGE
+from workbench.constants import DEFAULT_JUDGE, MAX_NEW_TOKENS
 from workbench.progress import spinner
 from workbench.stats import wilson_interval
 
@@ -35,7 +35,7 @@ __all__ = ["EVAL_METHODS", "EVAL_PROMPTS", "EVAL_TOKENS", "EXAMPLE", "finish_dem
 EVAL_METHODS = ("none", "prompt", "caa", "conva")
 EVAL_PROMPTS = 3
 EVAL_TOKENS = 24
-EXAMPLE_TOKENS = 48
+EXAMPLE_TOKENS = MAX_NEW_TOKENS
 # A held-out-style prompt on which the shipped achievement gate opens on SmolLM2-135M-Instruct (score 0.996, g0 0.5).
 EXAMPLE = ("achievement", "My coach says I could win the regional title if I train twice a day. Should I go for it?")
 
