@@ -35,6 +35,7 @@ from workbench.analysis import (  # re-exported: the analysis lived here before
     classical_mds,
     similarity_map,
 )
+from workbench.constants import EXCLUDE_LAST, PROBE_THRESHOLD
 from workbench.plot_style import GROUP_COLORS, OWN_COLOR, group_of, layout, style
 from workbench.result_plots import plot_audit, plot_evaluation, plot_prompt_audit
 from workbench.values import GROUPS, value_name
@@ -77,8 +78,8 @@ def _threshold_marks(fig: go.Figure, n_layers: int, threshold: float | None, exc
 def plot_layer_sweep(
     data: Iterable[ValueVector] | Iterable[Mapping[str, Any]],
     split: str = "test",
-    threshold: float | None = 0.9,
-    exclude_last: int = 5,
+    threshold: float | None = PROBE_THRESHOLD,
+    exclude_last: int = EXCLUDE_LAST,
 ) -> go.Figure:
     """Probe accuracy per layer for every value in one figure (one line per value).
 
@@ -127,8 +128,8 @@ def _sweep_traces(c: AccuracyCurve, showlegend: bool) -> list[go.Scatter]:
 def plot_value_sweep(
     data: Iterable[ValueVector] | Iterable[Mapping[str, Any]] | ValueVector,
     value: str | None = None,
-    threshold: float | None = 0.9,
-    exclude_last: int = 5,
+    threshold: float | None = PROBE_THRESHOLD,
+    exclude_last: int = EXCLUDE_LAST,
 ) -> go.Figure:
     """Train and test accuracy per layer for one value (steering layers starred when known).
 
@@ -157,8 +158,8 @@ def plot_value_sweep(
 
 def plot_sweep_grid(
     data: Iterable[ValueVector] | Iterable[Mapping[str, Any]],
-    threshold: float | None = 0.9,
-    exclude_last: int = 5,
+    threshold: float | None = PROBE_THRESHOLD,
+    exclude_last: int = EXCLUDE_LAST,
     cols: int = 5,
 ) -> go.Figure:
     """Small multiples: train and test accuracy per layer, one panel per value, in circumplex order.

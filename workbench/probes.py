@@ -21,7 +21,7 @@ from sklearn.preprocessing import StandardScaler
 
 from workbench import __version__
 from workbench.activations import extract
-from workbench.constants import FALLBACK_TOP
+from workbench.constants import EXCLUDE_LAST, FALLBACK_TOP, PROBE_THRESHOLD
 from workbench.datasets import ContrastPair, as_pairs, split_pairs
 from workbench.io import text_hash
 from workbench.model import HOOK_SITE, fingerprint, model_info
@@ -139,7 +139,8 @@ def fit_probes(
 
 
 def select_layers(
-    test_acc: Sequence[float] | torch.Tensor, threshold: float = 0.9, exclude_last: int = 5, fallback_top: int = 0
+    test_acc: Sequence[float] | torch.Tensor, threshold: float = PROBE_THRESHOLD, exclude_last: int = EXCLUDE_LAST,
+    fallback_top: int = 0,
 ) -> tuple[int, ...]:
     """Layers with test accuracy above ``threshold``, excluding the last ``exclude_last`` layers.
 
@@ -184,8 +185,8 @@ def probe_value(
     dataset: str = "controlled",
     test_fraction: float = 0.25,
     seed: int = 0,
-    threshold: float = 0.9,
-    exclude_last: int = 5,
+    threshold: float = PROBE_THRESHOLD,
+    exclude_last: int = EXCLUDE_LAST,
     c: float = DEFAULT_C,
     shuffle_labels: bool = False,
     fallback_top: int = 0,

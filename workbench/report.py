@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from workbench.constants import EXCLUDE_LAST
 from workbench.io import atomic_write_text
 from workbench.stats import wilson_interval
 from workbench.tables import write_csv
@@ -110,7 +111,7 @@ def _csr_table(results: Sequence[Mapping[str, str]]) -> list[tuple[Any, ...]]:
     return rows
 
 
-def _probe_table(accuracy: Sequence[Mapping[str, str]], exclude_last: int = 5) -> list[tuple[Any, ...]]:
+def _probe_table(accuracy: Sequence[Mapping[str, str]], exclude_last: int = EXCLUDE_LAST) -> list[tuple[Any, ...]]:
     rows = []
     for value in dict.fromkeys(r["value"] for r in accuracy):
         sub = [r for r in accuracy if r["value"] == value]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from workbench.constants import DEFAULT_JUDGE, MAX_NEW_TOKENS, SWEEP_NEW_TOKENS, SWEEP_PROMPTS
+from workbench.constants import DEFAULT_JUDGE, EXCLUDE_LAST, MAX_NEW_TOKENS, MMLU_SHOTS, SWEEP_NEW_TOKENS, SWEEP_PROMPTS
 from workbench.io import atomic_write_text
 
 __all__ = ["STAGES", "ReproConfig", "run_reproduction"]
@@ -40,13 +40,13 @@ class ReproConfig:
     mmlu: Path | None = None
     wikitext: Path | None = None
     mmlu_n: int = 300
-    mmlu_shots: int = 5
+    mmlu_shots: int = MMLU_SHOTS
     sweep_prompts: int = SWEEP_PROMPTS
     sweep_tokens: int = SWEEP_NEW_TOKENS
     max_new_tokens: int = MAX_NEW_TOKENS
     limit: int | None = None  # held-out prompts per value (None: all, 23 in the shipped sets)
     judge: str = DEFAULT_JUDGE
-    exclude_last: int = 5
+    exclude_last: int = EXCLUDE_LAST
     figure_formats: tuple[str, ...] = ("html", "png", "pdf")
     model_name: str = ""
     seed: int = 0

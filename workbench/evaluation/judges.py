@@ -44,7 +44,6 @@ __all__ = ["DEFAULT_JUDGE", "JUDGE_NAMES", "EncoderJudge", "JudgeError", "LLMJud
            "load_judge", "train_encoder_judge"]
 
 
-
 class JudgeError(RuntimeError):
     """The LLM judge endpoint failed or answered something that is not a verdict."""
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.constants import MAX_NEW_TOKENS, MODES
+from workbench.constants import EXCLUDE_LAST, MAX_NEW_TOKENS, MMLU_SHOTS, MODES
 from workbench.methods import SUITE_METHODS
 
 __all__ = ["CAPABILITY_COLUMNS", "CONDITIONS", "RESULT_COLUMNS", "SuiteConfig", "SuiteResult"]
@@ -28,13 +28,13 @@ class SuiteConfig:
     mmlu: Path | None = None
     wikitext: Path | None = None
     mmlu_n: int = 1000
-    mmlu_shots: int = 5
+    mmlu_shots: int = MMLU_SHOTS
     limit: int | None = None
     p0: float | None = None  # None: the per-value default from the sweep (workbench.sweep)
     coef: float | None = None  # None: likewise
     defaults: Path | None = None  # a steering-defaults file from `workbench sweep`; None: the shipped one
     mode: str = MODES[0]  # the SteeringSpec default
-    exclude_last: int = 5
+    exclude_last: int = EXCLUDE_LAST
     max_new_tokens: int = MAX_NEW_TOKENS
     batch_size: int = 8
     seed: int = 0
