@@ -45,8 +45,10 @@ def test_every_stage_runs_and_a_rerun_redoes_nothing(tiny_model, tmp_path, count
                  "results/claims.csv", "results/csr.csv", "results/probes.csv", "figures/evaluation.html"):
         assert (out / name).is_file(), name
     report = (out / "reproduction.md").read_text()
-    assert report.count("| csr |") + report.count("| negative |") + report.count("| capability |") == 3
+    claim_rows = (out / "results" / "claims.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[0] for row in claim_rows] == ["csr", "negative", "capability", "circumplex"]
     assert "not testable here" in report  # no --mmlu: the capability claim cannot be checked
+    assert report.count("(partial: 3 of 10 values)") == 2  # the CSR and negative-prompt verdicts
     defaults = json.loads((out / "steering_defaults.json").read_text())
     assert set(defaults["values"]) == {"power", "achievement", "benevolence"} and defaults["meta"]["judge"] == "touche"
     before = (out / "results.csv").read_text()
@@ -70,3 +72,19 @@ def test_cli_checks_paths_before_loading_a_model(tmp_path, capsys):
 
     assert main(["reproduce", "--out", str(tmp_path / "r"), "--mmlu", str(tmp_path / "missing")]) == 2
     assert "--mmlu" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_capability_is_its_own_stage_and_the_suite_leaves_its_table(tiny_model, tmp_path, counted):
+    from test_evaluation_metrics import _mmlu_folder
+
+    from workbench.reproduce import CAPABILITY_METHODS
+
+    (tmp_path / "mmlu").mkdir()
+    cfg = _cfg(tmp_path, mmlu=_mmlu_folder(tmp_path / "mmlu"), mmlu_shots=1)
+    run_reproduction(tiny_model, cfg, stages=("probe", "sweep", "capability"))
+    table = (cfg.out / "capability.csv").read_text()
+    assert {line.split(",")[0] for line in table.splitlines()[1:]} == set(CAPABILITY_METHODS)
+    assert counted["generate"] > 0 and not (cfg.out / "results.csv").exists()  # generate: the sweep only
+    run_reproduction(tiny_model, cfg, stages=("suite", "report"))
+    assert (cfg.out / "capability.csv").read_text() == table  # the suite did not overwrite it
+    assert "MMLU n=2" in (cfg.out / "reproduction.md").read_text()

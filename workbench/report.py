@@ -3,7 +3,8 @@
 Reads what :mod:`workbench.reproduce` wrote into a results folder (``accuracy.csv``, ``results.csv``,
 ``capability.csv``, ``figures/circumplex_agreement.json``, ``stages.json``), writes small CSV tables
 under ``OUT/results/`` and ``OUT/reproduction.md``. Every verdict follows a rule stated in the report;
-a claim whose inputs are missing is "not testable here" with the reason.
+a claim whose inputs are missing is "not testable here" with the reason, and a CSR verdict on fewer
+than the 10 values says so ("partial: k of 10 values").
 
 Example:
     >>> write_report(Path("out/repro"), "embedded:qwen2.5-coder-1.5b-instruct", stages={})
@@ -23,6 +24,7 @@ from workbench.constants import EXCLUDE_LAST
 from workbench.io import atomic_write_text
 from workbench.stats import wilson_interval
 from workbench.tables import write_csv
+from workbench.values import VALUE_NAMES
 
 __all__ = ["PAPER", "claims", "write_report"]
 
@@ -51,6 +53,8 @@ def claims(results: Sequence[Mapping[str, str]], capability: Sequence[Mapping[st
            agreement: Mapping[str, Any] | None) -> list[tuple[str, str, str, str]]:
     """(claim, paper, ours, verdict) for the four claims, each verdict by the rule named in ``ours``."""
     out = []
+    covered = len({r["value"] for r in results})
+    partial = f" (partial: {covered} of {len(VALUE_NAMES)} values)" if 0 < covered < len(VALUE_NAMES) else ""
     conva, flu = _mean(results, "conva", "plain"), _mean(results, "conva", "plain", "fluency")
     base = {m: _mean(results, m, "plain") for m in ("prompt", "caa")}
     if conva is None or None in base.values():
@@ -62,7 +66,8 @@ def claims(results: Sequence[Mapping[str, str]], capability: Sequence[Mapping[st
         ok = conva > best and (flu or 0) >= 0.95
         out.append(("csr", PAPER["csr"], f"mean CSR conva {conva:.3f} vs prompt {base['prompt']:.3f}, caa {base['caa']:.3f} "
                     f"({gain:+.1%} over the better); fluency {flu:.3f}; conva above every baseline for {per_value} values "
-                    "(rule: mean CSR above both baselines and fluency >= 0.95)", "confirmed" if ok else "not confirmed"))
+                    "(rule: mean CSR above both baselines and fluency >= 0.95)",
+                    ("confirmed" if ok else "not confirmed") + partial))
     neg = {m: _mean(results, m, "negative-prompt") for m in ("none", "prompt", "conva")}
     if None in neg.values():
         out.append(("negative", PAPER["negative"], "needs none, prompt and conva under the negative prompt",
@@ -71,7 +76,7 @@ def claims(results: Sequence[Mapping[str, str]], capability: Sequence[Mapping[st
         ok = neg["conva"] > max(neg["none"], neg["prompt"])
         out.append(("negative", PAPER["negative"], f"CSR under the negative prompt: conva {neg['conva']:.3f}, prompt "
                     f"{neg['prompt']:.3f}, none {neg['none']:.3f} (rule: conva above both)",
-                    "confirmed" if ok else "not confirmed"))
+                    ("confirmed" if ok else "not confirmed") + partial))
     mmlu = {r["method"]: (float(r["score"]), int(r["n"])) for r in capability if r["benchmark"].startswith("mmlu")}
     if not {"none", "conva", "conva-nogate"} <= set(mmlu):
         out.append(("capability", PAPER["capability"], "needs MMLU for none, conva and conva-nogate (--mmlu)",

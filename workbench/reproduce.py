@@ -5,8 +5,10 @@
 
 Stages run in order and each run of a stage is recorded in ``OUT/stages.json`` (when it finished,
 how long it took). Every stage resumes: the probes and the sweep save each value as it is done, the
-suite caches every generation batch and MMLU slice, so a killed run started again redoes only the
-unfinished work, and the report adds up the time of every run. The sweep chooses P0
+suite caches every generation batch and the capability stage every MMLU slice, so a killed run
+started again redoes only the unfinished work, and the report adds up the time of every run. The
+suite (answers, CSR) and the capability stage (MMLU, perplexity) are separate stages, so either can
+run first: ``--stages capability``. The sweep chooses P0
 and the CAA coefficient on the *training* prompts with the independent judge; the suite scores the
 *held-out* prompts, so no setting is scored on the prompts that chose it.
 
@@ -26,9 +28,10 @@ from typing import Any
 from workbench.constants import DEFAULT_JUDGE, EXCLUDE_LAST, MAX_NEW_TOKENS, MMLU_SHOTS, SWEEP_NEW_TOKENS, SWEEP_PROMPTS
 from workbench.io import atomic_write_text
 
-__all__ = ["STAGES", "ReproConfig", "run_reproduction"]
+__all__ = ["CAPABILITY_METHODS", "STAGES", "ReproConfig", "run_reproduction"]
 
-STAGES = ("probe", "sweep", "suite", "figures", "report")
+STAGES = ("probe", "sweep", "suite", "capability", "figures", "report")
+CAPABILITY_METHODS = ("none", "conva", "conva-nogate")  # the capability claim's three
 
 
 @dataclass(frozen=True)
@@ -117,14 +120,33 @@ def _sweep(model: Any, cfg: ReproConfig) -> None:
                    "max_new_tokens": cfg.sweep_tokens, "prompts": "training split"})
 
 
-def _suite(model: Any, cfg: ReproConfig) -> None:
-    from workbench.evaluation.suite import SuiteConfig, run_suite
+def _suite_config(cfg: ReproConfig, **kw: Any) -> Any:
+    from workbench.evaluation.suite import SuiteConfig
 
-    run_suite(model, SuiteConfig(values=cfg.values, out=cfg.out, vectors=cfg.out / "vectors", mmlu=cfg.mmlu,
-                                 wikitext=cfg.wikitext, mmlu_n=cfg.mmlu_n, mmlu_shots=cfg.mmlu_shots,
-                                 limit=cfg.limit, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, judge=cfg.judge,
-                                 exclude_last=cfg.exclude_last, defaults=cfg.out / "steering_defaults.json",
-                                 progress=cfg.progress))
+    return SuiteConfig(values=cfg.values, out=cfg.out, vectors=cfg.out / "vectors", mmlu_n=cfg.mmlu_n,
+                       mmlu_shots=cfg.mmlu_shots, limit=cfg.limit, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
+                       judge=cfg.judge, exclude_last=cfg.exclude_last, defaults=cfg.out / "steering_defaults.json",
+                       progress=cfg.progress, **kw)
+
+
+def _suite(model: Any, cfg: ReproConfig) -> None:
+    from workbench.evaluation.suite import run_suite
+
+    run_suite(model, _suite_config(cfg))  # no MMLU or WikiText here: the capability stage writes capability.csv
+
+
+def _capability(model: Any, cfg: ReproConfig) -> None:
+    from workbench.evaluation.suite_capability import capability_rows
+    from workbench.evaluation.suite_config import CAPABILITY_COLUMNS
+    from workbench.evaluation.suite_inputs import value_artefacts
+    from workbench.model import fingerprint
+    from workbench.tables import write_csv
+
+    if cfg.mmlu is None and cfg.wikitext is None:
+        return  # nothing to measure; the report says the capability claim needs --mmlu
+    scfg = _suite_config(cfg, methods=CAPABILITY_METHODS, mmlu=cfg.mmlu, wikitext=cfg.wikitext)
+    artefacts = {value: value_artefacts(model, scfg, value) for value in cfg.values}
+    write_csv(cfg.out / "capability.csv", CAPABILITY_COLUMNS, capability_rows(model, scfg, fingerprint(model), artefacts))
 
 
 def _figures(model: Any, cfg: ReproConfig) -> None:
@@ -140,7 +162,7 @@ def _report(model: Any, cfg: ReproConfig) -> None:
 
 
 _RUNNERS: dict[str, Callable[[Any, ReproConfig], None]] = {
-    "probe": _probe, "sweep": _sweep, "suite": _suite, "figures": _figures, "report": _report}
+    "probe": _probe, "sweep": _sweep, "suite": _suite, "capability": _capability, "figures": _figures, "report": _report}
 
 
 def run_reproduction(model: Any, cfg: ReproConfig, stages: tuple[str, ...] = STAGES) -> dict[str, dict[str, Any]]:

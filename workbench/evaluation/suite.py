@@ -1,9 +1,10 @@
 """The comparison suite: every value x method x condition, judged, plus capability with and without steering.
 
 Writes ``results.csv`` (``value,method,condition,csr,fluency,n``), ``capability.csv``
-(``method,benchmark,score,n``), ``summary.md`` and ``judge.json`` (which judge gave the CSR, with its
-thresholds). The judge is ``cfg.judge`` (:func:`workbench.evaluation.judges.load_judge`; default
-``touche``, trained on labels nobody here wrote). Generations are cached per value, method and
+(``method,benchmark,score,n``; only when ``cfg.mmlu`` or ``cfg.wikitext`` is given), ``summary.md``
+and ``judge.json`` (which judge gave the CSR, with its thresholds). The judge is ``cfg.judge``
+(:func:`workbench.evaluation.judges.load_judge`; default ``touche``, trained on labels nobody here
+wrote). Generations are cached per value, method and
 condition under ``out/generations/``, and MMLU predictions per method and value slice under
 ``out/mmlu/``, so an interrupted run resumes where it stopped. The parts: the configuration and result
 (``suite_config``), each value's prompts, vectors and gate (``suite_inputs``), the answer cache
@@ -88,7 +89,7 @@ def _judge_factory(cfg: SuiteConfig) -> Callable[[str], Any]:
 
 
 def run_suite(model: Any, cfg: SuiteConfig, judge_factory: Callable[[str], Any] | None = None) -> SuiteResult:
-    """Run the whole comparison and write results.csv, capability.csv, summary.md and judge.json into ``cfg.out``.
+    """Run the whole comparison and write results.csv, summary.md, judge.json (and capability.csv) into ``cfg.out``.
 
     ``judge_factory(value)`` builds the value judge (default: ``load_judge(cfg.judge, value)``). With
     the ``url`` judge, fluency is the endpoint's verdict too; otherwise perplexity and repetition.
@@ -132,7 +133,8 @@ def run_suite(model: Any, cfg: SuiteConfig, judge_factory: Callable[[str], Any] 
         results.append((value, method, condition, control_success_rate(verdicts), float(np.mean(fluent)), len(recs)))
     capability = capability_rows(model, cfg, fp, artefacts)
     write_csv(cfg.out / "results.csv", RESULT_COLUMNS, results)
-    write_csv(cfg.out / "capability.csv", CAPABILITY_COLUMNS, capability)
+    if cfg.mmlu is not None or cfg.wikitext is not None:  # otherwise an earlier capability table stays
+        write_csv(cfg.out / "capability.csv", CAPABILITY_COLUMNS, capability)
     judge_meta = {"judge": name, "judge_model": cfg.judge_model if name in ("url", "llm") else None,
                   "fluency": "url judge" if name == "url" else "perplexity and repetition",
                   "thresholds": {v: float(j.threshold) for v, j in judges.items() if hasattr(j, "threshold")}}
