@@ -55,3 +55,23 @@ def test_fluency_agreement_is_kappa_of_the_suite_flags_and_the_llm_rubric(tiny_m
     expected = cohen_kappa_score(flags, llm) if len(set(flags) | set(llm)) > 1 else 1.0
     assert got["n"] == 5 and got["fluent_perplexity"] == 0.4
     assert np.isclose(got["kappa"], expected) and np.isclose(got["agree"], np.mean(flags == llm))
+
+
+def test_pair_check_scores_positive_sentences_against_negative_ones():
+    from benchmarks.judge_pairs_check import pair_auroc
+    from workbench.datasets import load_pairs
+
+    positives = {p.positive for p in load_pairs("power")}
+
+    class Oracle:  # P = 1 exactly on the pairs' positive sentences
+        def probability(self, texts, questions):
+            assert len(questions) == len(texts)
+            return [float(t in positives) for t in texts]
+
+    class Inverted(Oracle):
+        def probability(self, texts, questions):
+            return [1.0 - p for p in super().probability(texts, questions)]
+
+    row = pair_auroc(Oracle(), "power", n=6, seed=1)
+    assert row["auroc"] == 1.0 and row["n_pairs"] == 6 and row["mean_p_negative"] == 0.0
+    assert pair_auroc(Inverted(), "power", n=6, seed=1)["auroc"] == 0.0
