@@ -44,20 +44,15 @@ def read_position_rows(model: Any, value: str, fmt: str, eval_acts: torch.Tensor
     from scipy.special import expit
     from sklearn.metrics import roc_auc_score
 
-    from workbench.activations import extract
-    from workbench.datasets import load_pairs, split_pairs
-    from workbench.probes import DEFAULT_C, fit_probes
-    from workbench.readout import reading_texts
+    from workbench.datasets import load_pairs
+    from workbench.probes import DEFAULT_C, fit_probes, pair_activations
 
     pairs = load_pairs(value)
     if max_pairs is not None and max_pairs < len(pairs):
         keep = np.sort(np.random.default_rng(0).choice(len(pairs), max_pairs, replace=False))
         pairs = [pairs[i] for i in keep]
-    train, test = split_pairs(pairs, test_fraction=0.25, seed=0)
-    texts = [p.positive for p in train] + [p.negative for p in train] + [p.positive for p in test] + [p.negative for p in test]
-    acts = extract(model, reading_texts(model, texts, fmt), cache=True, progress=False)
-    a, b = len(train), len(test)
-    fit = fit_probes(acts[:a], acts[a : 2 * a], acts[2 * a : 2 * a + b], acts[2 * a + b :], c=DEFAULT_C if c is None else c)
+    _, sets = pair_activations(model, pairs, cache=True, progress=False, read_format=fmt)
+    fit = fit_probes(*sets, c=DEFAULT_C if c is None else c)
     own = np.array([v == value for v in eval_values])
     rows = []
     for layer in range(model.cfg.n_layers):

@@ -75,3 +75,22 @@ def test_pair_check_scores_positive_sentences_against_negative_ones():
     row = pair_auroc(Oracle(), "power", n=6, seed=1)
     assert row["auroc"] == 1.0 and row["n_pairs"] == 6 and row["mean_p_negative"] == 0.0
     assert pair_auroc(Inverted(), "power", n=6, seed=1)["auroc"] == 0.0
+
+
+def test_read_position_fits_the_probes_probe_value_fits(tiny_model):
+    import torch
+
+    from benchmarks.read_position import read_position_rows
+    from workbench.datasets import load_pairs
+    from workbench.probes import probe_value
+
+    n_layers, d = tiny_model.cfg.n_layers, tiny_model.cfg.d_model
+    eval_acts = torch.randn(6, n_layers, d, generator=torch.Generator().manual_seed(0))
+    eval_values = ["power"] * 3 + ["benevolence"] * 3
+    rows = read_position_rows(tiny_model, "power", "assistant-start", eval_acts, eval_values, max_pairs=16)
+    assert [r["layer"] for r in rows] == list(range(n_layers)) and {r["format"] for r in rows} == {"assistant-start"}
+    pairs = load_pairs("power")
+    keep = np.sort(np.random.default_rng(0).choice(len(pairs), 16, replace=False))
+    vec = probe_value(tiny_model, [pairs[i] for i in keep], threshold=0.0, exclude_last=1, progress=False,
+                      read_format="assistant-start")
+    assert [r["test_acc"] for r in rows] == [float(a) for a in vec.test_acc]

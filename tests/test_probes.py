@@ -159,3 +159,33 @@ def test_wilson_interval_known_values():
     assert lo == pytest.approx(0.4038, abs=1e-4) and hi == pytest.approx(0.5962, abs=1e-4)
     with pytest.raises(ValueError, match="n must be a positive"):
         wilson_interval(0.5, 0)
+
+
+def test_read_format_fits_the_probes_where_the_sentence_is_read(tiny_model):
+    from workbench.activations import extract
+    from workbench.datasets import load_pairs, split_pairs
+    from workbench.probes import probe_value
+    from workbench.readout import reading_texts
+
+    pairs = load_pairs("power")[:16]
+    vec = probe_value(tiny_model, pairs, threshold=0.0, exclude_last=1, progress=False, read_format="assistant-start")
+    assert vec.meta["read_format"] == "assistant-start"
+    train, test = split_pairs(pairs, test_fraction=0.25, seed=0)
+    texts = [p.positive for p in train] + [p.negative for p in train] + [p.positive for p in test] + [p.negative for p in test]
+    acts = extract(tiny_model, reading_texts(tiny_model, texts, "assistant-start"), progress=False)
+    a, b = len(train), len(test)
+    fit = fit_probes(acts[:a], acts[a : 2 * a], acts[2 * a : 2 * a + b], acts[2 * a + b :])
+    assert torch.equal(vec.weight, fit["weight"])
+    bare = probe_value(tiny_model, pairs, threshold=0.0, exclude_last=1, progress=False)
+    assert bare.meta["read_format"] == "bare" and not torch.equal(bare.weight, vec.weight)
+    with pytest.raises(ValueError, match="read format"):
+        probe_value(tiny_model, pairs, exclude_last=1, progress=False, read_format="middle")
+
+
+def test_cli_probe_takes_the_read_format(tiny_folder, tmp_path):
+    from workbench.cli import main
+    from workbench.vectors import load_vector
+
+    assert main(["probe", "--values", "power", "--model", str(tiny_folder), "--device", "cpu", "--threshold", "0.0",
+                 "--exclude-last", "1", "--read-format", "user-end", "--out", str(tmp_path)]) == 0
+    assert load_vector(tmp_path / "vectors" / "power.safetensors").meta["read_format"] == "user-end"

@@ -25,7 +25,7 @@ from workbench.constants import EXCLUDE_LAST, FALLBACK_TOP, PROBE_THRESHOLD
 from workbench.datasets import ContrastPair, as_pairs, split_pairs
 from workbench.io import text_hash
 from workbench.model import HOOK_SITE, fingerprint, model_info
-from workbench.readout import READ_FORMATS
+from workbench.readout import READ_FORMATS, check_read_format, reading_texts
 from workbench.values import value_name
 from workbench.vectors import ValueVector
 
@@ -166,15 +166,18 @@ def select_layers(
 
 
 def pair_activations(model: Any, pairs: Sequence[ContrastPair], test_fraction: float = 0.25, seed: int = 0,
-                     batch_size: int = 32, cache: bool = False, progress: bool = True
+                     batch_size: int = 32, cache: bool = False, progress: bool = True,
+                     read_format: str = READ_FORMATS[0],
                      ) -> tuple[list[str], tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
     """The texts in extraction order and ``(pos_train, neg_train, pos_test, neg_test)`` activations.
 
     The split is by pair and seeded (:func:`workbench.datasets.split_pairs`), as :func:`probe_value` uses it.
+    ``read_format`` (:mod:`workbench.readout`) is where each sentence is read; the texts returned are the
+    sentences themselves.
     """
     train, test = split_pairs(pairs, test_fraction=test_fraction, seed=seed)
     texts = [p.positive for p in train] + [p.negative for p in train] + [p.positive for p in test] + [p.negative for p in test]
-    acts = extract(model, texts, batch_size=batch_size, cache=cache, progress=progress)
+    acts = extract(model, reading_texts(model, texts, read_format), batch_size=batch_size, cache=cache, progress=progress)
     a, b = len(train), len(test)
     return texts, (acts[:a], acts[a : 2 * a], acts[2 * a : 2 * a + b], acts[2 * a + b :])
 
@@ -194,6 +197,7 @@ def probe_value(
     cache: bool = False,
     progress: bool = True,
     value: str | None = None,
+    read_format: str = READ_FORMATS[0],
 ) -> ValueVector:
     """Extract activations for ``pairs``, fit per-layer probes and pick steering layers.
 
@@ -203,6 +207,8 @@ def probe_value(
     :data:`MIN_TEST_PAIRS` held-out pairs warn (:class:`SmallTestSplitWarning`) with the 95% interval
     that the test accuracy then carries. ``pairs`` may be anything :func:`workbench.datasets.as_pairs`
     takes (tuples need ``value=``, e.g. ``probe_value(model, [(pos, neg), ...], value="honesty")``).
+    ``read_format`` is where each sentence is read (:data:`workbench.readout.READ_FORMATS`: the bare
+    sentence, or as a user turn at its end or at the assistant start); ``meta["read_format"]`` records it.
     """
     if isinstance(pairs, ContrastPair) or not pairs:
         raise ValueError("No pairs given: the data set is empty (pass a list of ContrastPair, e.g. load_pairs(value)).")
@@ -219,7 +225,8 @@ def probe_value(
     if not (isinstance(threshold, numbers.Real) and not isinstance(threshold, bool) and 0.0 <= threshold < 1.0):
         raise ValueError(f"threshold (test accuracy a steering layer must exceed) must be in [0, 1), got {threshold!r}.")
     check_c(c)  # before the extraction, which is the slow part
-    texts, sets = pair_activations(model, pairs, test_fraction, seed, batch_size, cache, progress)
+    check_read_format(read_format)
+    texts, sets = pair_activations(model, pairs, test_fraction, seed, batch_size, cache, progress, read_format)
     a, b = len(sets[0]), len(sets[2])
     fit = fit_probes(*sets, c=c, seed=seed, shuffle_labels=shuffle_labels)
     selection = "threshold"
@@ -240,7 +247,7 @@ def probe_value(
             "dataset": dataset, "data_hash": text_hash(texts), "n_train_pairs": a, "n_test_pairs": b,
             "test_fraction": test_fraction,
             "seed": seed, "threshold": threshold, "exclude_last": exclude_last, "C": c,
-            "shuffle_labels": shuffle_labels, "read_format": READ_FORMATS[0],  # the sentence as it is (bare)
+            "shuffle_labels": shuffle_labels, "read_format": read_format,
             "layer_selection": selection, "package_version": __version__}
     return ValueVector(next(iter(values)), fit["weight"], fit["bias"], fit["mean_diff"], fit["train_acc"],
                        fit["test_acc"], layers, meta)

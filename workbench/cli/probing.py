@@ -9,6 +9,7 @@ from pathlib import Path
 from workbench.cli import common, fields
 from workbench.constants import FALLBACK_TOP
 from workbench.datasets import DATASETS, audit, load_pairs
+from workbench.readout import READ_FORMATS
 from workbench.tables import write_csv
 from workbench.values import resolve_values
 
@@ -65,7 +66,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
         try:
             vec = probe_value(model, pairs, dataset="custom" if own else args.dataset, seed=args.seed, threshold=args.threshold,
                               exclude_last=args.exclude_last, shuffle_labels=args.shuffle_labels,
-                              fallback_top=args.fallback_top, cache=args.cache, c=c)
+                              fallback_top=args.fallback_top, cache=args.cache, c=c,
+                              read_format=args.read_format)
         except NoLayerQualifies as err:
             failed.append(f"{value}: {err}")
             continue
@@ -162,13 +164,15 @@ _PROBE_HELP = {
     "seed": "seed of the train/test split and the probes",
     "c": "inverse regularisation of the probes; smaller gives a smaller |w|, so larger ConVA shifts at a P0",
     "cache": "cache activations on disk",
+    "read_format": "where each pair sentence is read: bare, or as a user turn at its end or at the assistant start",
 }
 
 
 def _add_probe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", choices=DATASETS, default="controlled",
                    help="shipped pair set: controlled (context-matched sides) or naive (the ablation)")
-    fields.add_fields(p, _PROBE, _PROBE_HELP, only=_PROBE_HELP)
+    fields.add_fields(p, _PROBE, _PROBE_HELP, only=_PROBE_HELP,
+                      overrides={"read_format": {"choices": READ_FORMATS}})
 
 
 def add_audit(sub: argparse._SubParsersAction) -> None:
