@@ -88,3 +88,24 @@ def test_capability_is_its_own_stage_and_the_suite_leaves_its_table(tiny_model, 
     run_reproduction(tiny_model, cfg, stages=("suite", "report"))
     assert (cfg.out / "capability.csv").read_text() == table  # the suite did not overwrite it
     assert "MMLU n=2" in (cfg.out / "reproduction.md").read_text()
+
+
+def test_a_second_judge_scores_the_same_answers(tiny_model, tmp_path, counted, monkeypatch):
+    import workbench.evaluation.suite as suite_mod
+
+    cfg = _cfg(tmp_path)
+    run_reproduction(tiny_model, cfg, stages=("probe", "sweep", "suite"))
+    first = (cfg.out / "results.csv").read_text()
+    counted.update(generate=0)
+    used, real = [], suite_mod.load_judge
+    monkeypatch.setattr(suite_mod, "load_judge", lambda name, *a, **k: used.append(name) or real(name, *a, **k))
+    run_reproduction(tiny_model, ReproConfig(**{**cfg.__dict__, "second_judge": "pairs"}), stages=("suite", "report"))
+    assert counted["generate"] == 0  # the answers are the cached ones
+    assert used == ["pairs"] * 3 + ["touche"] * 3  # the second judge first, then the main one, per value
+    assert (cfg.out / "results.csv").read_text() == first  # the main judge's table is unchanged
+    second = (cfg.out / "results_pairs.csv").read_text().splitlines()
+    assert len(second) == len(first.splitlines())
+    claim_names = [row.split(",")[0] for row in (cfg.out / "results" / "claims.csv").read_text().splitlines()[1:]]
+    assert claim_names[-2:] == ["csr (pairs judge)", "negative (pairs judge)"]
+    assert (cfg.out / "results" / "csr_pairs.csv").is_file()
+    assert "## CSR with 95% Wilson interval, and fluency, judged by pairs" in (cfg.out / "reproduction.md").read_text()

@@ -135,12 +135,18 @@ def write_report(out: Path, model_name: str, stages: Mapping[str, Any]) -> Path:
     agreement_path = out / "figures" / "circumplex_agreement.json"
     agreement = json.loads(agreement_path.read_text(encoding="utf-8")) if agreement_path.is_file() else None
     table = claims(results, capability, agreement)
+    others = {f.stem[len("results_"):]: _read(f) for f in sorted(out.glob("results_*.csv"))}  # second judges
+    for judge, rows in others.items():
+        table += [(f"{c} ({judge} judge)", p, o, v) for c, p, o, v in claims(rows, [], None)[:2]]
     res = out / "results"
     write_csv(res / "claims.csv", ["claim", "paper", "ours", "verdict"], table)
     probe_rows = _probe_table(accuracy)
     write_csv(res / "probes.csv", ["value", "best_layer", "best_test_acc", "layers_above_0.9"], probe_rows)
     csr_rows = _csr_table(results)
-    write_csv(res / "csr.csv", ["value", "method", "condition", "n", "csr", "ci_low", "ci_high", "fluency"], csr_rows)
+    csr_columns = ["value", "method", "condition", "n", "csr", "ci_low", "ci_high", "fluency"]
+    write_csv(res / "csr.csv", csr_columns, csr_rows)
+    for judge, rows in others.items():
+        write_csv(res / f"csr_{judge}.csv", csr_columns, _csr_table(rows))
     write_csv(res / "capability.csv", ["method", "benchmark", "score", "n"],
               [(r["method"], r["benchmark"], r["score"], r["n"]) for r in capability])
     stage_rows = [(s, len(v.get("runs", [])), round(sum(x["seconds"] for x in v.get("runs", [])), 1))
@@ -153,11 +159,12 @@ def write_report(out: Path, model_name: str, stages: Mapping[str, Any]) -> Path:
     lines += ["", "## Probes (best held-out test accuracy outside the last 5 layers)", "",
               "| value | layer | test acc | layers > 0.9 |", "|---|---|---|---|"]
     lines += [f"| {v} | {layer} | {acc:.3f} | {k} |" for v, layer, acc, k in probe_rows]
-    if csr_rows:
-        lines += ["", "## CSR with 95% Wilson interval, and fluency", "",
-                  "| value | method | condition | n | CSR [95% CI] | fluency |", "|---|---|---|---|---|---|"]
-        lines += [f"| {v} | {m} | {c} | {n} | {x:.2f} [{lo:.2f}, {hi:.2f}] | {f:.2f} |"
-                  for v, m, c, n, x, lo, hi, f in csr_rows]
+    for title, rows in [("", csr_rows), *((f", judged by {j}", _csr_table(r)) for j, r in others.items())]:
+        if rows:
+            lines += ["", f"## CSR with 95% Wilson interval, and fluency{title}", "",
+                      "| value | method | condition | n | CSR [95% CI] | fluency |", "|---|---|---|---|---|---|"]
+            lines += [f"| {v} | {m} | {c} | {n} | {x:.2f} [{lo:.2f}, {hi:.2f}] | {f:.2f} |"
+                      for v, m, c, n, x, lo, hi, f in rows]
     if capability:
         lines += ["", "## Capability", "", "| method | benchmark | score | n |", "|---|---|---|---|"]
         lines += [f"| {r['method']} | {r['benchmark']} | {float(r['score']):.4f} | {r['n']} |" for r in capability]

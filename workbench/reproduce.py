@@ -49,6 +49,7 @@ class ReproConfig:
     max_new_tokens: int = MAX_NEW_TOKENS
     limit: int | None = None  # held-out prompts per value (None: all, 23 in the shipped sets)
     judge: str = DEFAULT_JUDGE
+    second_judge: str | None = None  # also scores the same answers (results_<judge>.csv); the claims use ``judge``
     exclude_last: int = EXCLUDE_LAST
     figure_formats: tuple[str, ...] = ("html", "png", "pdf")
     model_name: str = ""
@@ -123,16 +124,22 @@ def _sweep(model: Any, cfg: ReproConfig) -> None:
 def _suite_config(cfg: ReproConfig, **kw: Any) -> Any:
     from workbench.evaluation.suite import SuiteConfig
 
+    kw.setdefault("judge", cfg.judge)
     return SuiteConfig(values=cfg.values, out=cfg.out, vectors=cfg.out / "vectors", mmlu_n=cfg.mmlu_n,
                        mmlu_shots=cfg.mmlu_shots, limit=cfg.limit, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
-                       judge=cfg.judge, exclude_last=cfg.exclude_last, defaults=cfg.out / "steering_defaults.json",
+                       exclude_last=cfg.exclude_last, defaults=cfg.out / "steering_defaults.json",
                        progress=cfg.progress, **kw)
 
 
 def _suite(model: Any, cfg: ReproConfig) -> None:
     from workbench.evaluation.suite import run_suite
 
-    run_suite(model, _suite_config(cfg))  # no MMLU or WikiText here: the capability stage writes capability.csv
+    # No MMLU or WikiText here: the capability stage writes capability.csv. A second judge scores the
+    # cached answers first (no generation), then the main judge writes results.csv, summary.md, judge.json.
+    if cfg.second_judge and cfg.second_judge != cfg.judge:
+        run_suite(model, _suite_config(cfg, judge=cfg.second_judge))
+        (cfg.out / "results.csv").replace(cfg.out / f"results_{cfg.second_judge}.csv")
+    run_suite(model, _suite_config(cfg))
 
 
 def _capability(model: Any, cfg: ReproConfig) -> None:

@@ -38,6 +38,7 @@ _REPRO_HELP = {
     "max_new_tokens": "answer length in the suite",
     "limit": "held-out prompts per value (default: all)",
     "judge": "value judge for every CSR",
+    "second_judge": "also score the same answers with this judge (results_<judge>.csv and a table in the report)",
 }
 
 
@@ -133,9 +134,11 @@ def add_reproduce(sub: argparse._SubParsersAction) -> None:
     from workbench.constants import JUDGE_NAMES
     from workbench.reproduce import STAGES, ReproConfig
 
-    p = sub.add_parser("reproduce", help="the paper's experiments, resumable: probes, sweep, suite, figures, report")
+    p = sub.add_parser("reproduce", help="the paper's experiments, resumable: probes, sweep, suite, "
+                       "capability, figures, report")
     p.add_argument("--values", default="all", help="comma-separated value names, or all")
-    fields.add_fields(p, ReproConfig, _REPRO_HELP, only=_REPRO_HELP, overrides={"judge": {"choices": JUDGE_NAMES}})
+    judges = {"choices": JUDGE_NAMES}
+    fields.add_fields(p, ReproConfig, _REPRO_HELP, only=_REPRO_HELP, overrides={"judge": judges, "second_judge": judges})
     p.add_argument("--stages", default=",".join(STAGES), help="comma-separated stages to run, in order")
     common.add_model_args(p)
     p.set_defaults(func=cmd_reproduce)
