@@ -68,7 +68,7 @@ def _gates(model: Any, results: Path, values: Sequence[str], progress: bool) -> 
         gate = load_saved_gate(results, value, model)
         if gate is None:
             with spinner(f"training the {value} gate", enabled=progress):
-                gate = train_gate(model, value, kind="residual")
+                gate = train_gate(model, value)
             save_gate(gate, gate_path(results, value))
         gates[value] = gate
     return gates

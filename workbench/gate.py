@@ -33,7 +33,7 @@ from sklearn.preprocessing import StandardScaler
 
 from workbench import __version__
 from workbench.activations import extract
-from workbench.constants import GATE_KINDS
+from workbench.constants import DEFAULT_GATE_KIND, GATE_KINDS
 from workbench.model import fingerprint, model_info
 from workbench.prompts import load_unrelated_prompts, load_value_prompts
 from workbench.steering import check_probability
@@ -113,7 +113,7 @@ class GateReport:
 def train_gate(
     model: Any | None,
     value: str,
-    kind: str = "residual",
+    kind: str = DEFAULT_GATE_KIND,
     layer: int | None = None,
     target_false_rate: float = 0.05,
     seed: int = 0,

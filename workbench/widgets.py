@@ -25,8 +25,9 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from workbench.constants import DEFAULT_GATE_KIND, GATE_KINDS
 from workbench.defaults import steering_defaults
-from workbench.gate import GATE_KINDS, Gate, train_gate
+from workbench.gate import Gate, train_gate
 from workbench.generation import generate
 from workbench.methods import GENERATION_METHODS
 from workbench.plots import plot_prompt_audit
@@ -127,7 +128,7 @@ def run_demo(
     method: str = "conva",
     layers: str | Sequence[int] | None = None,
     max_new_tokens: int = WIDGET_NEW_TOKENS,
-    gate_kind: str = "residual",
+    gate_kind: str = DEFAULT_GATE_KIND,
     coef: float | None = None,
 ) -> DemoResult:
     """Answer ``prompt`` unsteered and steered toward ``value``; the callback behind the Run button.

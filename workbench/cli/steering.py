@@ -39,6 +39,7 @@ def cmd_steer(args: argparse.Namespace) -> int:
     """``workbench steer``: unsteered and steered answers to each prompt, with the gate and per-layer audit."""
     import json
 
+    from workbench.constants import DEFAULT_GATE_KIND
     from workbench.gate import load_gate, train_gate
     from workbench.generation import generate
     from workbench.prompts import read_prompts
@@ -69,7 +70,7 @@ def cmd_steer(args: argparse.Namespace) -> int:
         from workbench.demo import gate_path, load_saved_gate
         from workbench.progress import spinner
 
-        saved = None if args.gate or gate_prompts or args.gate_kind != "residual" else \
+        saved = None if args.gate or gate_prompts or args.gate_kind != DEFAULT_GATE_KIND else \
             load_saved_gate(Path(args.vectors).parent, value, model)
         if args.gate:
             gate = load_gate(args.gate, model=model)
@@ -156,7 +157,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def add_steer(sub: argparse._SubParsersAction) -> None:
     """The ``steer`` subcommand."""
-    from workbench.constants import GATE_KINDS, GENERATION_METHODS, MODES
+    from workbench.constants import DEFAULT_GATE_KIND, GATE_KINDS, GENERATION_METHODS, MODES
 
     p = sub.add_parser("steer", help="unsteered vs steered answers, with the audit")
     p.add_argument("--value", required=True, help="value to steer: one of the 10, or your own concept with a probed vector")
@@ -170,7 +171,7 @@ def add_steer(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gate", default=None,
                    help="a saved gate (.safetensors); default: the one `workbench demo` saved beside --vectors "
                         "(VECTORS/../gates/<value>.safetensors), else train one now")
-    p.add_argument("--gate-kind", choices=GATE_KINDS, default="residual",
+    p.add_argument("--gate-kind", choices=GATE_KINDS, default=DEFAULT_GATE_KIND,
                    help="residual: a probe on the model's own residual; encoder: on an independent sentence encoder")
     p.add_argument("--gate-prompts", default=None,
                    help="train the gate on these prompts where the value is at stake (CSV text column, JSONL text, "

@@ -67,7 +67,7 @@ def value_artefacts(model: Any, cfg: SuiteConfig, value: str) -> Artefacts:
     if gate_path.is_file():
         gate = load_gate(gate_path, model=model)
     else:
-        gate = train_gate(model, value, kind="residual", seed=cfg.seed)
+        gate = train_gate(model, value, seed=cfg.seed)
         save_gate(gate, gate_path)
     return vectors[0], (vectors[1] if len(vectors) > 1 else None), gate
 
