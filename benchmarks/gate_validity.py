@@ -7,7 +7,9 @@ the *train* split: those labelled V join the positives, the rest the negatives).
 
 - false-trigger rate on MMLU test questions and on WikiText-2 sentences (nothing there is about V);
 - true-trigger rate on Touché23 arguments labelled V;
-- value-specificity AUROC of g(x): arguments labelled V against arguments labelled only other values.
+- value-specificity AUROC of g(x): arguments labelled V against arguments labelled only other values;
+- for reference, the open rate on the project's own held-out prompts: V's (what the suite steers), the
+  other values' and the unrelated ones (these are written like the training prompts, so they are easy).
 
 Touché23 is split by conclusion (grouped folds, so a topic never sits on two sides) into train (half),
 calibration (a quarter) and report (a quarter); MMLU and WikiText samples are split in two the same
@@ -99,6 +101,7 @@ def _features(kind: str, texts: list[str], model: Any, layer: int) -> np.ndarray
 
 _COLUMNS = ("false_mmlu", "false_wikitext", "true_touche", "false_mmlu_cal", "false_wikitext_cal", "true_touche_cal",
             "specificity_auroc")
+_HELD_OUT = ("true_held_out", "open_held_out_other_values", "open_held_out_unrelated")
 
 
 def _markdown(rows: list[dict[str, Any]]) -> str:
@@ -117,6 +120,11 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
         rs = [r for r in rows if r["kind"] == kind and r["negatives"] == neg]
         cells = " | ".join(f"{np.mean([r[k] for r in rs]):.3f}" for k in _COLUMNS)
         lines.append(f"| {kind} | {neg} | {cells} | {min(r['specificity_auroc'] for r in rs):.3f} |")
+    lines += ["", "The project's own held-out prompts, means over values at the gate's own g0:", "",
+              "| kind | negatives | opens on V's | on other values' | on unrelated |", "|---|---|---|---|---|"]
+    for kind, neg in groups:
+        rs = [r for r in rows if r["kind"] == kind and r["negatives"] == neg]
+        lines.append(f"| {kind} | {neg} | " + " | ".join(f"{np.mean([r[k] for r in rs]):.3f}" for k in _HELD_OUT) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -157,8 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     train = np.sort(rng.choice(parts["train"], min(args.n_touche_train, len(parts["train"])), replace=False))
     mmlu_cal, mmlu_rep = _halves(mmlu_questions(Path(args.mmlu), 2 * args.n_mmlu, args.seed))
     wiki_cal, wiki_rep = _halves(wikitext_sentences(Path(args.wikitext), 2 * args.n_wikitext, args.seed))
+    held_out = {v: load_value_prompts(v)[1] for v in VALUE_NAMES}
     texts = {"mmlu": mmlu_rep, "wikitext": wiki_rep, "touche": [data.texts[i] for i in sample],
-             "calibration": mmlu_cal + wiki_cal}
+             "calibration": mmlu_cal + wiki_cal, "unrelated_held_out": load_unrelated_prompts()[1],
+             **{f"held_out:{v}": ts for v, ts in held_out.items()}}
     rows = []
     for kind in kinds:
         start = time.perf_counter()
@@ -185,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
                                 f"false_wikitext{suffix}": float(np.mean(score["wikitext"] > g0)),
                                 f"true_touche{suffix}": float(np.mean(s[labelled] > g0)),
                                 f"open_on_other_values{suffix}": float(np.mean(s[only_others] > g0))})
+                other_held = np.concatenate([score[f"held_out:{v}"] for v in VALUE_NAMES if v != value])
+                row.update({"true_held_out": float(np.mean(score[f"held_out:{value}"] > gate.g0)),
+                            "open_held_out_other_values": float(np.mean(other_held > gate.g0)),
+                            "open_held_out_unrelated": float(np.mean(score["unrelated_held_out"] > gate.g0))})
                 row.update({"specificity_auroc": float(roc_auc_score(
                                 np.r_[np.ones(labelled.sum()), np.zeros(only_others.sum())],
                                 np.r_[s[labelled], s[only_others]])),

@@ -182,7 +182,7 @@ def test_layers_that_are_not_integers(tiny_model, layers):
 
 def test_gate_and_probe_layer_arguments_out_of_range(tiny_model):
     with pytest.raises(ValueError, match=r"Gate layer 99 out of range 0\.\.3"):
-        train_gate(tiny_model, "power", layer=99)
+        train_gate(tiny_model, "power", kind="residual", layer=99)
     pairs = load_pairs("power")[:8]
     with pytest.raises(ValueError, match=r"exclude_last must be in 0\.\.3 for this 4-layer model"):
         probe_value(tiny_model, pairs, exclude_last=5, progress=False)

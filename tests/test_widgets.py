@@ -4,6 +4,7 @@ import pytest
 from helpers import spec_of, synthetic_vector
 
 import workbench.widgets as widgets_mod
+from workbench.constants import DEFAULT_GATE_KIND
 from workbench.gate import save_gate, train_gate
 from workbench.generation import generate
 from workbench.sweep import steering_defaults
@@ -39,11 +40,11 @@ def test_run_demo_without_gate_steers_and_audits(tiny_model, vectors):
 def test_run_demo_gate_is_trained_once_and_cached(tiny_model, vectors):
     gates = {}
     first = run_demo(tiny_model, vectors, gates, "power", PROMPT, method="conva", g0=0.01, max_new_tokens=4)
-    assert list(gates) == ["power:residual"] and first.g0 == 0.01
-    gate = gates["power:residual"]
+    assert list(gates) == [f"power:{DEFAULT_GATE_KIND}"] and first.g0 == 0.01
+    gate = gates[f"power:{DEFAULT_GATE_KIND}"]
     assert first.gate_score is not None and first.fired
     closed = run_demo(tiny_model, vectors, gates, "power", PROMPT, method="conva", g0=0.999999, max_new_tokens=4)
-    assert gates["power:residual"] is gate  # cached, not retrained
+    assert gates[f"power:{DEFAULT_GATE_KIND}"] is gate  # cached, not retrained
     assert not closed.fired and closed.steered == closed.unsteered
     assert all(rec["eps"] == 0 for rec in closed.layers)  # audited, but nothing shifted
     assert "gate closed" in closed.figure.layout.title.text
@@ -133,7 +134,7 @@ def test_widget_lists_every_value_and_uses_given_gates(tiny_model, vectors, tmp_
     gate = train_gate(tiny_model, "power")
     save_gate(gate, tmp_path / "gates" / "power.safetensors")
     gates = load_gates(tmp_path / "gates", model=tiny_model)
-    assert list(gates) == ["power:residual"] and load_gates(tmp_path / "none") == {}
+    assert list(gates) == [f"power:{DEFAULT_GATE_KIND}"] and load_gates(tmp_path / "none") == {}
     monkeypatch.setattr(widgets_mod, "train_gate", lambda *a, **k: pytest.fail("a given gate was retrained"))
     demo = SteeringDemo(tiny_model, many, prompt=PROMPT, max_new_tokens=4, gates=gates, value="power")
     assert demo.value.options == ("power", "security", "honesty") and demo.value.value == "power"

@@ -40,7 +40,7 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 DATASETS = ("controlled", "naive")
 MODES = ("prompt-once", "per-step")  # the first is the default (workbench.steering.SteeringSpec.mode)
 GATE_KINDS = ("residual", "encoder")
-DEFAULT_GATE_KIND = "residual"  # the gate train_gate, the demo, the suite, steer and the widget train
+DEFAULT_GATE_KIND = "encoder"  # what train_gate, the demo, the suite, steer and the widget train (docs/judges.md, Gates)
 JUDGE_NAMES = ("touche", "llm", "pairs", "url")
 DEFAULT_JUDGE = "touche"  # the offline value judge trained on Touché23 (independent of the steering pairs)
 # How many best layers the pipelines (demo, suite, steer's on-demand probing, benchmarks) steer when no

@@ -2,7 +2,7 @@
 
 ``workbench demo --out OUT`` runs the audit and the probes, then :func:`finish_demo`:
 
-1. ``OUT/gates/<value>.safetensors`` — the residual gate of each value, trained once and loaded by
+1. ``OUT/gates/<value>.safetensors`` — the gate of each value (the default kind), trained once and loaded by
    ``workbench steer``, the widget and the notebooks instead of being retrained;
 2. ``OUT/steer.jsonl`` — :data:`EXAMPLE` steered with ConVA behind its gate (the record
    ``workbench steer --json`` writes), drawn as the steering-audit figure;

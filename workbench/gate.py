@@ -4,7 +4,9 @@ Two kinds behind one interface:
 
 - ``residual``: a logistic probe on the steered model's own last-token residual at one layer
   (no extra model; the forward pass stops at that layer);
-- ``encoder``: a logistic classifier on an independent sentence encoder (all-MiniLM-L6-v2, offline).
+- ``encoder`` (the default, :data:`workbench.constants.DEFAULT_GATE_KIND`): a logistic classifier on an
+  independent sentence encoder (all-MiniLM-L6-v2, offline). On text nobody here wrote it opens less on
+  other values' arguments and on WikiText than the residual gate (``docs/judges.md``, Gates).
 
 g0 is calibrated on cross-validated scores of the unrelated training prompts, for a target
 false-trigger rate; it can be overridden.
