@@ -36,7 +36,7 @@ EVAL_METHODS = ("none", "prompt", "caa", "conva")
 EVAL_PROMPTS = 3
 EVAL_TOKENS = 24
 EXAMPLE_TOKENS = MAX_NEW_TOKENS
-# A held-out-style prompt on which the shipped achievement gate opens on SmolLM2-135M-Instruct (score 0.996, g0 0.5).
+# A held-out-style prompt on which the default achievement gate opens (score 0.98, g0 0.5).
 EXAMPLE = ("achievement", "My coach says I could win the regional title if I train twice a day. Should I go for it?")
 
 
