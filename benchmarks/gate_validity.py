@@ -112,18 +112,18 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
         lines.append(f"| {r['kind']} | {r['negatives']} | {r['value']} | {r['g0']:.2f} | {r['false_mmlu']:.3f} | "
                      f"{r['false_wikitext']:.3f} | {r['true_touche']:.3f} | {r['g0_cal']:.2f} | {r['false_mmlu_cal']:.3f} | "
                      f"{r['false_wikitext_cal']:.3f} | {r['true_touche_cal']:.3f} | {r['specificity_auroc']:.3f} |")
-    groups = list(dict.fromkeys((r["kind"], r["negatives"]) for r in rows))
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["kind"], r["negatives"]), []).append(r)
     lines += ["", "Means over values (own g0 | g0_cal):", "",
               "| kind | negatives | false MMLU | false WikiText | true Touché | false MMLU | false WikiText | true Touché | "
               "mean AUROC | min AUROC |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for kind, neg in groups:
-        rs = [r for r in rows if r["kind"] == kind and r["negatives"] == neg]
+    for (kind, neg), rs in groups.items():
         cells = " | ".join(f"{np.mean([r[k] for r in rs]):.3f}" for k in _COLUMNS)
         lines.append(f"| {kind} | {neg} | {cells} | {min(r['specificity_auroc'] for r in rs):.3f} |")
     lines += ["", "The project's own held-out prompts, means over values at the gate's own g0:", "",
               "| kind | negatives | opens on V's | on other values' | on unrelated |", "|---|---|---|---|---|"]
-    for kind, neg in groups:
-        rs = [r for r in rows if r["kind"] == kind and r["negatives"] == neg]
+    for (kind, neg), rs in groups.items():
         lines.append(f"| {kind} | {neg} | " + " | ".join(f"{np.mean([r[k] for r in rs]):.3f}" for k in _HELD_OUT) + " |")
     return "\n".join(lines) + "\n"
 

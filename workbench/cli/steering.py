@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.cli import common, fields
+from workbench.constants import DEFAULT_GATE_KIND
 from workbench.datasets import DATASETS
 from workbench.tables import write_csv
 from workbench.values import resolve_values, value_name
@@ -39,7 +40,6 @@ def cmd_steer(args: argparse.Namespace) -> int:
     """``workbench steer``: unsteered and steered answers to each prompt, with the gate and per-layer audit."""
     import json
 
-    from workbench.constants import DEFAULT_GATE_KIND
     from workbench.gate import load_gate, train_gate
     from workbench.generation import generate
     from workbench.prompts import read_prompts
@@ -157,7 +157,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def add_steer(sub: argparse._SubParsersAction) -> None:
     """The ``steer`` subcommand."""
-    from workbench.constants import DEFAULT_GATE_KIND, GATE_KINDS, GENERATION_METHODS, MODES
+    from workbench.constants import GATE_KINDS, GENERATION_METHODS, MODES
 
     p = sub.add_parser("steer", help="unsteered vs steered answers, with the audit")
     p.add_argument("--value", required=True, help="value to steer: one of the 10, or your own concept with a probed vector")
