@@ -173,3 +173,50 @@ def test_conditions_can_be_chosen(tiny_model, tmp_path):
     assert "negative-prompt" not in result.summary
     with pytest.raises(ValueError, match="Unknown or no conditions"):
         _cfg(tmp_path, conditions=("sunny",))
+
+
+def test_gated_answers_are_read_off_the_unsteered_and_ungated_ones(tiny_model, tmp_path, monkeypatch):
+    import shutil
+
+    import torch
+
+    from workbench.gate import Gate
+
+    _run(tiny_model, _cfg(tmp_path / "a", conditions=("plain",)))  # trains the vector and gate, caches none/nogate
+    shutil.copytree(tmp_path / "a" / "vectors", tmp_path / "b" / "vectors")
+    shutil.copytree(tmp_path / "a" / "gates", tmp_path / "b" / "gates")
+    # A gate that opens only where the length is a multiple of 3 (1 of the first 3 prompts), so both sources are used.
+    monkeypatch.setattr(Gate, "score", lambda self, texts, model=None, twin=None:
+                        torch.tensor([float(len(t) % 3 == 0) for t in texts]))
+    real, methods = answer_cache_mod.generate, []
+    monkeypatch.setattr(answer_cache_mod, "generate", lambda *a, **kw: methods.append(spec_of(a, kw).method) or real(*a, **kw))
+
+    def conva_records(out, cfg_methods):
+        _run(tiny_model, SuiteConfig(**{**_cfg(out, conditions=("plain",)).__dict__, "methods": cfg_methods}))
+        lines = (out / "generations" / "power" / "conva__plain.jsonl").read_text().splitlines()
+        return [json.loads(line) for line in lines]
+
+    generated = conva_records(tmp_path / "b", ("conva",))  # nothing cached: generated with the gate
+    assert set(methods) == {"conva"} and {r["fired"] for r in generated} == {True, False}
+    methods.clear()
+    composed = conva_records(tmp_path / "a", ("none", "conva-nogate", "conva"))
+    assert methods == []  # every answer came from the cache
+    assert [r["answer"] for r in composed] == [r["answer"] for r in generated]
+    assert [r["fired"] for r in composed] == [r["fired"] for r in generated]
+    assert [r["answer_of"] for r in composed] == ["conva-nogate" if r["fired"] else "none" for r in generated]
+
+
+def test_a_new_gate_regenerates_the_gated_answers_only(tiny_model, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from workbench.gate import load_gate, save_gate
+
+    cfg = SuiteConfig(**{**_cfg(tmp_path, conditions=("plain",)).__dict__, "methods": ("none", "conva-naive")})
+    _run(tiny_model, cfg)
+    path = tmp_path / "gates" / "power.safetensors"
+    gate = load_gate(path, model=tiny_model)
+    save_gate(replace(gate, g0=1.0 - (1.0 - gate.g0) / 2), path)  # a stricter threshold
+    real, methods = answer_cache_mod.generate, []
+    monkeypatch.setattr(answer_cache_mod, "generate", lambda *a, **kw: methods.append(spec_of(a, kw).method) or real(*a, **kw))
+    _run(tiny_model, cfg)
+    assert set(methods) == {"conva"}  # conva-naive generates as conva; the unsteered answers are kept

@@ -30,7 +30,8 @@ from workbench.steering import SteeringSpec, as_spec, generate_tokens, steer, st
 from workbench.values import get_value, is_known_value, value_name
 from workbench.vectors import ValueVector
 
-__all__ = ["GENERATION_METHODS", "GenerationResult", "PromptAudit", "chat_texts", "generate", "high_value_prompt"]
+__all__ = ["GENERATION_METHODS", "GenerationResult", "PromptAudit", "chat_texts", "gate_scores", "generate",
+           "high_value_prompt"]
 
 
 
@@ -77,6 +78,13 @@ def high_value_prompt(value: str, level: str = "high") -> str:
         return f"You have a {level} level of {value_name(value)}."
     v = get_value(value)
     return f"You have a {level} level of {v.name}. {v.definition}"
+
+
+def gate_scores(model: Any, gate: Gate, prompts: Sequence[str], *, allow_special_tokens: bool = False,
+                twin: Any | None = None) -> torch.Tensor:
+    """g(x) for each prompt, as :func:`generate` reads it (control-token strings escaped unless allowed)."""
+    texts = prompts if allow_special_tokens else [escape_special_tokens(p, model.tokenizer) for p in prompts]
+    return gate.score(texts, model, twin=twin)
 
 
 def _cut(text: str, stop_strings: Sequence[str]) -> str:
@@ -175,8 +183,8 @@ def generate(
         system_prompt = f"{value_prompt} {system_prompt}" if system_prompt else value_prompt
 
     twin = twin_unless_hooked(model)  # same weights, no wrapper overhead; built once, shared with the gate
-    gate_texts = prompts if allow_special_tokens else [escape_special_tokens(p, model.tokenizer) for p in prompts]
-    scores = spec.gate.score(gate_texts, model, twin=twin) if kind.uses_gate else None
+    scores = gate_scores(model, spec.gate, prompts, allow_special_tokens=allow_special_tokens, twin=twin) \
+        if kind.uses_gate else None
     chats = chat_texts(model, prompts, system_prompt, allow_special_tokens=allow_special_tokens)
     texts: list[str] = []
     tokens: list[tuple[int, ...]] = []

@@ -24,7 +24,8 @@ class Method:
     ``shift`` is the hook arithmetic (``"conva"`` closed form, ``"caa"`` fixed coefficient, ``None``:
     no hooks); ``uses_gate``: steering only where the gate opens; ``system_prompt``: the ICA prompt;
     ``dataset``: the pairs the vector comes from; ``generation``: :func:`workbench.generation.generate`
-    runs it directly (the suite-only ``conva-naive`` is ``generates_as`` with a naive vector).
+    runs it directly (the suite-only ``conva-naive`` is ``generates_as`` with a naive vector);
+    ``ungated``: the same method with the gate ignored, whose answers an open gate reproduces.
     """
 
     name: str
@@ -34,6 +35,7 @@ class Method:
     dataset: str = "controlled"
     generation: bool = True
     generates_as: str | None = None
+    ungated: str | None = None
     help: str = ""
 
     @property
@@ -51,7 +53,7 @@ _ALL = (
     Method("none", help="the plain model"),
     Method("prompt", system_prompt=True, help="ICA: 'You have a high level of V. <definition>' as system prompt"),
     Method("caa", shift="caa", help="coef * mean difference added at every position"),
-    Method("conva", shift="conva", uses_gate=True, help="closed-form minimal shift behind the gate"),
+    Method("conva", shift="conva", uses_gate=True, ungated="conva-nogate", help="closed-form minimal shift behind the gate"),
     Method("conva-nogate", shift="conva", help="closed-form minimal shift, gate ignored"),
     Method("conva-naive", shift="conva", uses_gate=True, dataset="naive", generation=False, generates_as="conva",
            help="ConVA with a vector probed on the non-controlled pairs"),

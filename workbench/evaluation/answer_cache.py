@@ -1,8 +1,9 @@
 """The suite's answers, cached per value, method and condition under ``out/generations/`` so a run resumes.
 
 Each answer is keyed by a hash of the model fingerprint, the value, method and condition, the
-settings the method uses (P0 and mode, or the CAA coefficient, and :func:`vector_key`), the token
-budget, the seed and the prompt; a change to any of them regenerates only the answers it touches.
+settings the method uses (P0 and mode, or the CAA coefficient, :func:`vector_key`, and for a gated
+method :func:`gate_key`), the token budget, the seed and the prompt; a change to any of them
+regenerates only the answers it touches.
 
 Example:
     >>> records = generate_cached(model, cfg, fingerprint(model), "power", "conva", "plain", prompts, vec, None, gate)
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,11 +23,12 @@ from workbench.evaluation.metrics import answer_perplexity
 from workbench.evaluation.suite_config import SuiteConfig
 from workbench.evaluation.suite_inputs import method_spec
 from workbench.gate import Gate
-from workbench.generation import chat_texts, generate, high_value_prompt
+from workbench.generation import chat_texts, gate_scores, generate, high_value_prompt
 from workbench.io import atomic_write_text, text_hash
+from workbench.steering import SteeringSpec
 from workbench.vectors import ValueVector
 
-__all__ = ["generate_cached", "vector_key"]
+__all__ = ["gate_key", "generate_cached", "vector_key"]
 
 
 def vector_key(vec: ValueVector | None) -> str:
@@ -38,21 +41,28 @@ def vector_key(vec: ValueVector | None) -> str:
     return f"{list(vec.layers)} {digest.hexdigest()[:16]}"
 
 
-def generate_cached(model: Any, cfg: SuiteConfig, fp: str, value: str, method: str, condition: str,
-                    prompts: list[str], vec: ValueVector, naive: ValueVector | None, gate: Gate
-                    ) -> list[dict[str, Any]]:
-    """One record per prompt (prompt, answer, gate audit, answer perplexity): cached ones read, the rest generated.
+def gate_key(gate: Gate, g0: float) -> str:
+    """What identifies a gate's decisions: its kind, layer, threshold and a digest of its weights."""
+    digest = hashlib.sha256(gate.weight.detach().cpu().float().contiguous().numpy().tobytes())
+    return f"{gate.kind} {gate.layer} {g0} {gate.bias} {digest.hexdigest()[:16]}"
 
-    The cache file is rewritten after each batch, so an interrupted run keeps what it generated.
-    """
-    path = cfg.out / "generations" / value / f"{method}__{condition}.jsonl"
+
+def _settings(model: Any, cfg: SuiteConfig, fp: str, value: str, method: str, condition: str, vec: ValueVector,
+              naive: ValueVector | None, gate: Gate) -> tuple[SteeringSpec, list[str]]:
+    """The method's resolved spec and what keys its answers: only what it uses, so a new P0 or vector
+    does not regenerate the baselines."""
     spec = method_spec(model, cfg, value, method, vec, naive, gate)
-    # Only what a method uses is in its key: a new P0 or vector does not regenerate the baselines.
     if spec.kind.shift is None:
         used: list[str] = []
     else:
         used = [str(spec.coef) if spec.kind.shift == "caa" else f"{spec.p0} {spec.mode}", vector_key(spec.vector)]
-    settings = [fp, value, method, condition, *used, str(cfg.max_new_tokens), str(cfg.seed)]
+    if spec.kind.uses_gate:
+        used.append(gate_key(spec.gate, spec.g0))
+    return spec, [fp, value, method, condition, *used, str(cfg.max_new_tokens), str(cfg.seed)]
+
+
+def _read(path: Path) -> dict[str, dict[str, Any]]:
+    """The cached records of one file by key; a damaged line (e.g. from a killed run) is left out."""
     done: dict[str, dict[str, Any]] = {}
     if path.is_file():
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -61,9 +71,49 @@ def generate_cached(model: Any, cfg: SuiteConfig, fp: str, value: str, method: s
                 if isinstance(rec.get("answer"), str):
                     done[rec["key"]] = rec
             except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
-                continue  # a damaged line (e.g. from a killed run, or without an answer) is regenerated
+                continue
+    return done
+
+
+def _from_gate(model: Any, cfg: SuiteConfig, fp: str, value: str, spec: SteeringSpec, condition: str,
+               prompts: list[str], vec: ValueVector, naive: ValueVector | None, gate: Gate
+               ) -> dict[int, dict[str, Any]]:
+    """Gated answers read off the cache: the unsteered answer where the gate stays closed, the ungated
+    method's answer where it opens (what :func:`generate` does per prompt), for the prompts cached there."""
+    sources = {}
+    for is_open, name in ((False, "none"), (True, spec.kind.ungated)):
+        _, settings = _settings(model, cfg, fp, value, name, condition, vec, naive, gate)
+        sources[is_open] = (name, settings, _read(cfg.out / "generations" / value / f"{name}__{condition}.jsonl"))
+    found = {}
+    for i, score in enumerate(gate_scores(model, spec.gate, prompts).tolist()):
+        name, settings, records = sources[score > spec.g0]
+        rec = records.get(text_hash([*settings, prompts[i]]))
+        if rec is not None:
+            found[i] = {**rec, "fired": score > spec.g0, "gate_score": score, "answer_of": name}
+    return found
+
+
+def generate_cached(model: Any, cfg: SuiteConfig, fp: str, value: str, method: str, condition: str,
+                    prompts: list[str], vec: ValueVector, naive: ValueVector | None, gate: Gate
+                    ) -> list[dict[str, Any]]:
+    """One record per prompt (prompt, answer, gate audit, answer perplexity): cached ones read, the rest generated.
+
+    A gated method with an ungated twin (``conva``) first takes each prompt's answer from the cached
+    ``none`` or ``conva-nogate`` answers, by its gate (such records name their source in ``answer_of``).
+    The cache file is rewritten after each batch, so an interrupted run keeps what it generated.
+    """
+    path = cfg.out / "generations" / value / f"{method}__{condition}.jsonl"
+    spec, settings = _settings(model, cfg, fp, value, method, condition, vec, naive, gate)
+    done = _read(path)
     keys = [text_hash([*settings, p]) for p in prompts]
     todo = [i for i, k in enumerate(keys) if k not in done]
+    if todo and spec.kind.uses_gate and spec.kind.ungated:
+        found = _from_gate(model, cfg, fp, value, spec, condition, [prompts[i] for i in todo], vec, naive, gate)
+        for j, rec in found.items():
+            done[keys[todo[j]]] = {**rec, "key": keys[todo[j]]}
+        todo = [i for i in todo if keys[i] not in done]
+        if found:
+            atomic_write_text(path, "".join(json.dumps(done[k]) + "\n" for k in keys if k in done))
     system = high_value_prompt(value, "low") if condition == "negative-prompt" else None
     for start in range(0, len(todo), cfg.batch_size):
         idx = todo[start : start + cfg.batch_size]

@@ -37,7 +37,7 @@ from workbench.evaluation.suite_config import (
 )
 from workbench.evaluation.suite_inputs import Artefacts, value_artefacts, value_prompts
 from workbench.io import atomic_write_text
-from workbench.methods import SUITE_METHODS
+from workbench.methods import SUITE_METHODS, get_method
 from workbench.model import fingerprint
 from workbench.tables import write_csv
 
@@ -104,7 +104,9 @@ def run_suite(model: Any, cfg: SuiteConfig, judge_factory: Callable[[str], Any] 
     records: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     prompts_by_value: dict[str, list[str]] = {}
     jobs = [(v, m, c) for v in cfg.values for m in cfg.methods for c in cfg.conditions]
-    for value, method, condition in tqdm(jobs, desc="suite", disable=not cfg.progress):
+    # conva reads the answers it shares with none and conva-nogate off their cache, so it runs after them.
+    ordered = sorted(jobs, key=lambda job: get_method(job[1], SUITE_METHODS).ungated is not None)
+    for value, method, condition in tqdm(ordered, desc="suite", disable=not cfg.progress):
         if value not in artefacts:
             artefacts[value] = value_artefacts(model, cfg, value)
             prompts_by_value[value] = value_prompts(cfg, value)
@@ -120,7 +122,8 @@ def run_suite(model: Any, cfg: SuiteConfig, judge_factory: Callable[[str], Any] 
     fluency_judge = load_judge("url", None, cfg.judge_model, rubric="fluency", url=cfg.judge_url,
                                cache=cfg.out / "judge_cache") if name == "url" else None
     results = []
-    for (value, method, condition), recs in records.items():
+    for value, method, condition in jobs:
+        recs = records[(value, method, condition)]
         answers = [r["answer"] for r in recs]
         if value not in judges:
             judges[value] = factory(value)
