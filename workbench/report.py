@@ -77,7 +77,8 @@ def claims(results: Sequence[Mapping[str, str]], capability: Sequence[Mapping[st
         out.append(("negative", PAPER["negative"], f"CSR under the negative prompt: conva {neg['conva']:.3f}, prompt "
                     f"{neg['prompt']:.3f}, none {neg['none']:.3f} (rule: conva above both)",
                     ("confirmed" if ok else "not confirmed") + partial))
-    mmlu = {r["method"]: (float(r["score"]), int(r["n"])) for r in capability if r["benchmark"].startswith("mmlu")}
+    mmlu = {r["method"]: (float(r["score"]), int(r["n"])) for r in capability
+            if r["benchmark"].startswith("mmlu") and not r["benchmark"].endswith("_gate_open_share")}
     if not {"none", "conva", "conva-nogate"} <= set(mmlu):
         out.append(("capability", PAPER["capability"], "needs MMLU for none, conva and conva-nogate (--mmlu)",
                     "not testable here"))
