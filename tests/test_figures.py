@@ -29,6 +29,8 @@ def make_results(folder, values=VALUE_NAMES, evaluation=True, steer=True):
     if evaluation:
         write_csv(folder / "results.csv", ["value", "method", "condition", "csr", "fluency", "n"],
                   [(v, m, "default", p, 0.9, 10) for v in values[:3] for m, p in (("none", 0.1), ("conva", 0.8))])
+        write_csv(folder / "capability.csv", ["method", "benchmark", "score", "n"],
+                  [("none", "mmlu_5shot", 0.46, 300), ("conva", "mmlu_5shot", 0.45, 300)])
     if steer:
         rec = {"prompt": "Should I go for the title?", "unsteered": "a", "steered": "b", "gate_score": 0.97,
                "fired": True, "layers": [{"layer": 2, "p_before": 0.3, "p_after": 0.95, "eps": 2.0},
@@ -37,7 +39,7 @@ def make_results(folder, values=VALUE_NAMES, evaluation=True, steer=True):
     return folder
 
 
-ALL = ["accuracy_by_layer", "accuracy_per_value", "context_audit", "evaluation", "steering_audit", "value_map",
+ALL = ["accuracy_by_layer", "accuracy_per_value", "capability", "context_audit", "evaluation", "steering_audit", "value_map",
        "value_similarity"]
 
 
@@ -67,7 +69,8 @@ def test_missing_inputs_are_skipped_with_a_note(tmp_path, capsys):
     res = make_results(tmp_path / "res", values=("power", "security"), evaluation=False, steer=False)
     paths = write_figures(res, tmp_path / "figs", formats="html")
     err = capsys.readouterr().err
-    assert "results.csv not found" in err and "steer.jsonl" in err and "fewer than 3 value vectors" in err
+    assert "results.csv not found" in err and "capability.csv not found" in err and "steer.jsonl" in err
+    assert "fewer than 3 value vectors" in err
     assert not (tmp_path / "figs" / "circumplex_agreement.json").exists()
     assert {p.stem for p in paths} == {"plotly.min", "context_audit", "accuracy_by_layer", "accuracy_per_value"}
 

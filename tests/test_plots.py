@@ -11,6 +11,7 @@ from workbench.plots import (
     accuracy_curves,
     circumplex_agreement,
     plot_audit,
+    plot_capability,
     plot_evaluation,
     plot_layer_sweep,
     plot_prompt_audit,
@@ -183,6 +184,21 @@ def test_evaluation_bars_are_not_certain_at_small_n():
     csr, fluency = fig.data
     assert csr.error_y.array[0] == pytest.approx(0.0) and csr.error_y.arrayminus[0] > 0.4
     assert fluency.error_y.arrayminus[0] == pytest.approx(0.0) and fluency.error_y.array[0] > 0.4
+
+
+def test_capability_bars_leave_out_the_gate_open_share():
+    rows = [{"method": m, "benchmark": b, "score": str(s), "n": "300"} for m, b, s in (
+        ("none", "mmlu_5shot", 0.46), ("conva", "mmlu_5shot", 0.45), ("conva", "mmlu_5shot_gate_open_share", 0.02),
+        ("conva-nogate", "mmlu_5shot", 0.30), ("none", "wikitext_ppl", 9.1), ("conva-nogate", "wikitext_ppl", 12.0))]
+    fig = plot_capability(rows)
+    mmlu = [t for t in fig.data if t.xaxis == "x"]
+    assert [(t.x[0], t.y[0]) for t in mmlu] == [("none", 0.46), ("conva", 0.45), ("conva-nogate", 0.30)]
+    lo, hi = wilson_interval(0.30, 300)
+    assert (mmlu[2].error_y.arrayminus[0], mmlu[2].error_y.array[0]) == pytest.approx((0.30 - lo, hi - 0.30))
+    assert [t.y[0] for t in fig.data if t.xaxis == "x2"] == [9.1, 12.0]
+    assert "MMLU accuracy (5shot, n = 300)" in {a.text for a in fig.layout.annotations}
+    with pytest.raises(ValueError, match="benchmark"):
+        plot_capability([{"method": "none", "score": 1, "n": 1}])
 
 
 def test_prompt_audit_figure():

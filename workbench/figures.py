@@ -30,6 +30,7 @@ from workbench.io import atomic_path, atomic_write_text
 from workbench.plots import (
     circumplex_agreement,
     plot_audit,
+    plot_capability,
     plot_evaluation,
     plot_layer_sweep,
     plot_prompt_audit,
@@ -168,6 +169,10 @@ def build_figures(results: Path, layer: int | str = "middle") -> Figures:
 
     _table_figure(figs, notes, results / "results.csv", "evaluation", plot_evaluation,
                   "Rewrite it with `workbench evaluate`.", "skipping the CSR/fluency comparison (run the evaluation first).")
+
+    _table_figure(figs, notes, results / "capability.csv", "capability", plot_capability,
+                  "Rewrite it with `workbench reproduce --stages capability`.",
+                  "skipping the MMLU and perplexity figure (run the capability stage with --mmlu).")
 
     steer_jsonl = results / "steer.jsonl"
     with _reading(steer_jsonl, f"Rewrite it with `workbench steer ... --json > {steer_jsonl}`."):

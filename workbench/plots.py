@@ -37,7 +37,7 @@ from workbench.analysis import (  # re-exported: the analysis lived here before
 )
 from workbench.constants import EXCLUDE_LAST, PROBE_THRESHOLD
 from workbench.plot_style import GROUP_COLORS, OWN_COLOR, group_of, layout, style
-from workbench.result_plots import plot_audit, plot_evaluation, plot_prompt_audit
+from workbench.result_plots import plot_audit, plot_capability, plot_evaluation, plot_prompt_audit
 from workbench.values import GROUPS, value_name
 from workbench.vectors import ValueVector
 
@@ -48,6 +48,7 @@ __all__ = [
     "accuracy_curves",
     "circumplex_agreement",
     "plot_audit",
+    "plot_capability",
     "plot_evaluation",
     "plot_layer_sweep",
     "plot_prompt_audit",

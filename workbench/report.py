@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from workbench.constants import EXCLUDE_LAST
+from workbench.evaluation.suite_config import is_mmlu_accuracy
 from workbench.io import atomic_write_text
 from workbench.stats import wilson_interval
 from workbench.tables import write_csv
@@ -78,7 +79,7 @@ def claims(results: Sequence[Mapping[str, str]], capability: Sequence[Mapping[st
                     f"{neg['prompt']:.3f}, none {neg['none']:.3f} (rule: conva above both)",
                     ("confirmed" if ok else "not confirmed") + partial))
     mmlu = {r["method"]: (float(r["score"]), int(r["n"])) for r in capability
-            if r["benchmark"].startswith("mmlu") and not r["benchmark"].endswith("_gate_open_share")}
+            if is_mmlu_accuracy(r["benchmark"])}
     if not {"none", "conva", "conva-nogate"} <= set(mmlu):
         out.append(("capability", PAPER["capability"], "needs MMLU for none, conva and conva-nogate (--mmlu)",
                     "not testable here"))

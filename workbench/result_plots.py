@@ -14,11 +14,12 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from workbench.analysis import circumplex_sorted
+from workbench.evaluation.suite_config import is_mmlu_accuracy
 from workbench.plot_style import METHOD_COLORS, layout
 from workbench.stats import wilson_interval
 from workbench.values import get_value
 
-__all__ = ["plot_audit", "plot_evaluation", "plot_prompt_audit"]
+__all__ = ["plot_audit", "plot_capability", "plot_evaluation", "plot_prompt_audit"]
 
 
 # ---------------------------------------------------------------------------------------------- tables
@@ -114,6 +115,39 @@ def plot_evaluation(rows: Iterable[Mapping[str, Any]]) -> go.Figure:
                  "per bar</sup>",
             width=1400, height=360 * len(conditions) + 200,
             barmode="group", legend={"title": {"text": "method"}})
+    return fig
+
+
+def plot_capability(rows: Iterable[Mapping[str, Any]]) -> go.Figure:
+    """MMLU accuracy (95% Wilson intervals) and WikiText-2 perplexity by method, from ``capability.csv``.
+
+    Rows have columns ``method,benchmark,score,n``; a panel whose benchmark is absent stays empty.
+
+    Example:
+        >>> fig = plot_capability(csv.DictReader(open("out/repro/capability.csv")))
+    """
+    rows = _rows(rows, ("method", "benchmark", "score", "n"), "capability (capability.csv)")
+    mmlu = [r for r in rows if is_mmlu_accuracy(str(r["benchmark"]))]
+    ppl = [r for r in rows if r["benchmark"] == "wikitext_ppl"]
+    methods = list(dict.fromkeys(str(r["method"]) for r in rows))
+    colors = {m: METHOD_COLORS[k % len(METHOD_COLORS)] for k, m in enumerate(methods)}
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12, subplot_titles=[
+        f"MMLU accuracy ({mmlu[0]['benchmark'].removeprefix('mmlu_')}, n = {mmlu[0]['n']})" if mmlu else "MMLU (not run)",
+        "WikiText-2 perplexity" if ppl else "WikiText-2 perplexity (not run)"])
+    for r in mmlu:
+        p, n = float(r["score"]), int(float(r["n"]))
+        lo, hi = wilson_interval(p, n)
+        fig.add_trace(go.Bar(x=[r["method"]], y=[p], marker_color=colors[str(r["method"])], showlegend=False,
+                             texttemplate="%{y:.3f}", textposition="outside",
+                             error_y={"type": "data", "symmetric": False, "array": [hi - p], "arrayminus": [p - lo]}),
+                      row=1, col=1)
+    for r in ppl:
+        fig.add_trace(go.Bar(x=[r["method"]], y=[float(r["score"])], marker_color=colors[str(r["method"])],
+                             showlegend=False, texttemplate="%{y:.2f}", textposition="outside"), row=1, col=2)
+    fig.update_yaxes(title_text="accuracy", range=[0, 1], tickformat=".0%", row=1, col=1)
+    fig.update_yaxes(title_text="perplexity (lower is better)", rangemode="tozero", row=1, col=2)
+    fig.update_xaxes(title_text="method")
+    layout(fig, "General capability by method<br><sup>MMLU error bars: 95% Wilson interval</sup>", width=1000, height=480)
     return fig
 
 

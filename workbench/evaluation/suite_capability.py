@@ -20,7 +20,7 @@ import numpy as np
 
 from workbench.evaluation.answer_cache import vector_key
 from workbench.evaluation.capability import load_mmlu, mmlu_predictions, wikitext_perplexity
-from workbench.evaluation.suite_config import SuiteConfig
+from workbench.evaluation.suite_config import GATE_OPEN_SHARE, SuiteConfig
 from workbench.evaluation.suite_inputs import Artefacts, method_spec
 from workbench.io import atomic_write_text, text_hash
 from workbench.steering import steer
@@ -87,7 +87,7 @@ def capability_rows(model: Any, cfg: SuiteConfig, fp: str, artefacts: dict[str, 
                             model, c, progress=cfg.progress, steering=lambda _: steer(model, sp, gate_open=True)))
             rows.append((method, benchmark, float(np.mean(preds == answers)), len(items)))
             if method == "conva":
-                rows.append((method, f"{benchmark}_gate_open_share", n_open / len(items), len(items)))
+                rows.append((method, benchmark + GATE_OPEN_SHARE, n_open / len(items), len(items)))
     if cfg.wikitext is not None:
         text = cfg.wikitext.read_text(encoding="utf-8")[:4000]
         for method in methods:

@@ -14,7 +14,9 @@ from typing import Any
 from workbench.constants import EXCLUDE_LAST, MAX_NEW_TOKENS, MMLU_SHOTS, MODES
 from workbench.methods import SUITE_METHODS
 
-__all__ = ["CAPABILITY_COLUMNS", "CONDITIONS", "RESULT_COLUMNS", "SuiteConfig", "SuiteResult"]
+__all__ = [
+    "CAPABILITY_COLUMNS", "CONDITIONS", "GATE_OPEN_SHARE", "RESULT_COLUMNS", "SuiteConfig", "SuiteResult", "is_mmlu_accuracy",
+]
 
 CONDITIONS = ("plain", "negative-prompt")
 
@@ -75,3 +77,9 @@ class SuiteResult:
 
 RESULT_COLUMNS = ("value", "method", "condition", "csr", "fluency", "n")
 CAPABILITY_COLUMNS = ("method", "benchmark", "score", "n")
+GATE_OPEN_SHARE = "_gate_open_share"  # suffix of the row giving the share of MMLU questions that open the gate
+
+
+def is_mmlu_accuracy(benchmark: str) -> bool:
+    """Whether a ``capability.csv`` benchmark is an MMLU accuracy (``mmlu_5shot``), not the gate-open share."""
+    return benchmark.startswith("mmlu") and not benchmark.endswith(GATE_OPEN_SHARE)
