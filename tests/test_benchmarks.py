@@ -1,8 +1,9 @@
-"""The validity benchmarks' own logic: the Touché splits of the gate benchmark, the fluency agreement."""
+"""The validity benchmarks' own logic: the Touché splits of the gate benchmark, the fluency agreement, MMLU pairing."""
 
 import json
 
 import numpy as np
+import pytest
 from sklearn.metrics import cohen_kappa_score
 from test_evaluation_touche import fake_touche
 
@@ -94,3 +95,16 @@ def test_read_position_fits_the_probes_probe_value_fits(tiny_model):
     vec = probe_value(tiny_model, [pairs[i] for i in keep], threshold=0.0, exclude_last=1, progress=False,
                       read_format="assistant-start")
     assert [r["test_acc"] for r in rows] == [float(a) for a in vec.test_acc]
+
+
+def test_mmlu_pairing_counts_lost_and_gained_answers_and_tests_them_exactly():
+    from benchmarks.mmlu_paired import paired
+
+    answers = np.array([0, 1, 2, 3])
+    row = paired(answers, np.array([0, 1, 0, 0]), np.array([0, 0, 2, 3]))
+    assert (row["right_base"], row["right_other"], row["lost"], row["gained"], row["changed"]) == (2, 3, 1, 2, 3)
+    assert row["p"] == pytest.approx(1.0)
+    ten = np.arange(10) % 4
+    assert paired(ten, ten, (ten + 1) % 4)["p"] == pytest.approx(2 * 0.5**10)  # 10 lost, none gained
+    with pytest.raises(ValueError, match="one entry per question"):
+        paired(answers, answers[:3], answers)
