@@ -206,6 +206,27 @@ def test_gated_answers_are_read_off_the_unsteered_and_ungated_ones(tiny_model, t
     assert [r["answer_of"] for r in composed] == ["conva-nogate" if r["fired"] else "none" for r in generated]
 
 
+def test_naive_answers_are_generated_not_read_off_the_controlled_vectors_ungated_ones(tiny_model, tmp_path, monkeypatch):
+    import torch
+
+    from workbench.gate import Gate
+
+    monkeypatch.setattr(Gate, "score", lambda self, texts, model=None, twin=None: torch.ones(len(texts)))  # all open
+    cfg = SuiteConfig(**{**_cfg(tmp_path, conditions=("plain",)).__dict__, "methods": ("none", "conva-nogate")})
+    _run(tiny_model, cfg)
+    real, vectors = answer_cache_mod.generate, []
+    monkeypatch.setattr(answer_cache_mod, "generate",
+                        lambda *a, **kw: vectors.append(spec_of(a, kw).vector) or real(*a, **kw))
+    _run(tiny_model, SuiteConfig(**{**cfg.__dict__, "methods": ("none", "conva-nogate", "conva-naive")}))
+    from workbench.vectors import load_vector
+
+    naive = answer_cache_mod.vector_key(load_vector(tmp_path / "vectors_naive" / "power.safetensors"))
+    assert naive != answer_cache_mod.vector_key(load_vector(tmp_path / "vectors" / "power.safetensors"))
+    assert vectors and {answer_cache_mod.vector_key(v) for v in vectors} == {naive}
+    lines = (tmp_path / "generations" / "power" / "conva-naive__plain.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and not any("answer_of" in json.loads(line) for line in lines)
+
+
 def test_a_new_gate_regenerates_the_gated_answers_only(tiny_model, tmp_path, monkeypatch):
     from dataclasses import replace
 

@@ -25,6 +25,7 @@ from workbench.evaluation.suite_inputs import method_spec
 from workbench.gate import Gate
 from workbench.generation import chat_texts, gate_scores, generate, high_value_prompt
 from workbench.io import atomic_write_text, text_hash
+from workbench.methods import SUITE_METHODS, get_method
 from workbench.steering import SteeringSpec
 from workbench.vectors import ValueVector
 
@@ -75,13 +76,13 @@ def _read(path: Path) -> dict[str, dict[str, Any]]:
     return done
 
 
-def _from_gate(model: Any, cfg: SuiteConfig, fp: str, value: str, spec: SteeringSpec, condition: str,
+def _from_gate(model: Any, cfg: SuiteConfig, fp: str, value: str, spec: SteeringSpec, ungated: str, condition: str,
                prompts: list[str], vec: ValueVector, naive: ValueVector | None, gate: Gate
                ) -> dict[int, dict[str, Any]]:
     """Gated answers read off the cache: the unsteered answer where the gate stays closed, the ungated
     method's answer where it opens (what :func:`generate` does per prompt), for the prompts cached there."""
     sources = {}
-    for is_open, name in ((False, "none"), (True, spec.kind.ungated)):
+    for is_open, name in ((False, "none"), (True, ungated)):
         _, settings = _settings(model, cfg, fp, value, name, condition, vec, naive, gate)
         sources[is_open] = (name, settings, _read(cfg.out / "generations" / value / f"{name}__{condition}.jsonl"))
     found = {}
@@ -107,8 +108,10 @@ def generate_cached(model: Any, cfg: SuiteConfig, fp: str, value: str, method: s
     done = _read(path)
     keys = [text_hash([*settings, p]) for p in prompts]
     todo = [i for i, k in enumerate(keys) if k not in done]
-    if todo and spec.kind.uses_gate and spec.kind.ungated:
-        found = _from_gate(model, cfg, fp, value, spec, condition, [prompts[i] for i in todo], vec, naive, gate)
+    # The suite method's own twin, not its base's: conva-naive steers as conva but with another vector.
+    ungated = get_method(method, SUITE_METHODS).ungated
+    if todo and ungated:
+        found = _from_gate(model, cfg, fp, value, spec, ungated, condition, [prompts[i] for i in todo], vec, naive, gate)
         for j, rec in found.items():
             done[keys[todo[j]]] = {**rec, "key": keys[todo[j]]}
         todo = [i for i in todo if keys[i] not in done]
