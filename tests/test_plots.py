@@ -196,7 +196,7 @@ def test_capability_bars_leave_out_the_gate_open_share():
     lo, hi = wilson_interval(0.30, 300)
     assert (mmlu[2].error_y.arrayminus[0], mmlu[2].error_y.array[0]) == pytest.approx((0.30 - lo, hi - 0.30))
     assert [t.y[0] for t in fig.data if t.xaxis == "x2"] == [9.1, 12.0]
-    assert "MMLU accuracy (5shot, n = 300)" in {a.text for a in fig.layout.annotations}
+    assert "MMLU accuracy (5-shot, n = 300)" in {a.text for a in fig.layout.annotations}
     with pytest.raises(ValueError, match="benchmark"):
         plot_capability([{"method": "none", "score": 1, "n": 1}])
 

@@ -131,14 +131,15 @@ def plot_capability(rows: Iterable[Mapping[str, Any]]) -> go.Figure:
     ppl = [r for r in rows if r["benchmark"] == "wikitext_ppl"]
     methods = list(dict.fromkeys(str(r["method"]) for r in rows))
     colors = {m: METHOD_COLORS[k % len(METHOD_COLORS)] for k, m in enumerate(methods)}
+    shots = mmlu[0]["benchmark"].removeprefix("mmlu_").replace("shot", "-shot") if mmlu else ""
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12, subplot_titles=[
-        f"MMLU accuracy ({mmlu[0]['benchmark'].removeprefix('mmlu_')}, n = {mmlu[0]['n']})" if mmlu else "MMLU (not run)",
+        f"MMLU accuracy ({shots}, n = {mmlu[0]['n']})" if mmlu else "MMLU (not run)",
         "WikiText-2 perplexity" if ppl else "WikiText-2 perplexity (not run)"])
     for r in mmlu:
         p, n = float(r["score"]), int(float(r["n"]))
         lo, hi = wilson_interval(p, n)
         fig.add_trace(go.Bar(x=[r["method"]], y=[p], marker_color=colors[str(r["method"])], showlegend=False,
-                             texttemplate="%{y:.3f}", textposition="outside",
+                             texttemplate="%{y:.3f}", textposition="inside", insidetextanchor="start",
                              error_y={"type": "data", "symmetric": False, "array": [hi - p], "arrayminus": [p - lo]}),
                       row=1, col=1)
     for r in ppl:
