@@ -17,3 +17,13 @@ def test_the_capability_claim_fails_when_the_ungated_model_keeps_its_accuracy():
                         ("conva-nogate", "mmlu_5shot", 0.45)])
     (claim,) = [c for c in claims([], rows, None) if c[0] == "capability"]
     assert claim[3] == "not confirmed"
+
+
+def test_pooled_csr_counts_every_values_answers_once():
+    from workbench.report import _pooled_table
+
+    results = [{"value": v, "method": "conva", "condition": "plain", "csr": str(k / 20), "fluency": str(f), "n": "20"}
+               for v, k, f in (("power", 5, 1.0), ("security", 15, 0.5))]
+    ((method, condition, values, k, n, csr, lo, hi, fluency),) = _pooled_table(results)
+    assert (method, condition, values, k, n, csr, fluency) == ("conva", "plain", 2, 20, 40, 0.5, 0.75)
+    assert lo < 0.5 < hi

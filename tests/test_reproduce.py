@@ -42,7 +42,8 @@ def test_every_stage_runs_and_a_rerun_redoes_nothing(tiny_model, tmp_path, count
     assert counted["probe"] == 6 and counted["generate"] > 0  # 3 values x (controlled, naive)
     out = cfg.out
     for name in ("accuracy.csv", "steering_defaults.json", "results.csv", "reproduction.md",
-                 "results/claims.csv", "results/csr.csv", "results/probes.csv", "figures/evaluation.html"):
+                 "results/claims.csv", "results/csr.csv", "results/csr_pooled.csv", "results/probes.csv",
+                 "figures/evaluation.html"):
         assert (out / name).is_file(), name
     report = (out / "reproduction.md").read_text()
     claim_rows = (out / "results" / "claims.csv").read_text().splitlines()[1:]

@@ -118,6 +118,17 @@ def _csr_table(results: Sequence[Mapping[str, str]]) -> list[tuple[Any, ...]]:
     return rows
 
 
+def _pooled_table(results: Sequence[Mapping[str, str]]) -> list[tuple[Any, ...]]:
+    """Per method and condition: answers judged value-laden over all values, CSR with its 95% interval, mean fluency."""
+    rows = []
+    for method, condition in dict.fromkeys((r["method"], r["condition"]) for r in results):
+        sub = [r for r in results if r["method"] == method and r["condition"] == condition]
+        k, n = sum(round(float(r["csr"]) * int(r["n"])) for r in sub), sum(int(r["n"]) for r in sub)
+        lo, hi = wilson_interval(k / n, n)
+        rows.append((method, condition, len(sub), k, n, round(k / n, 4), round(lo, 4), round(hi, 4),
+                     round(float(np.mean([float(r["fluency"]) for r in sub])), 4)))
+    return rows
+
 def _probe_table(accuracy: Sequence[Mapping[str, str]], exclude_last: int = EXCLUDE_LAST) -> list[tuple[Any, ...]]:
     rows = []
     for value in dict.fromkeys(r["value"] for r in accuracy):
@@ -149,6 +160,9 @@ def write_report(out: Path, model_name: str, stages: Mapping[str, Any]) -> Path:
     write_csv(res / "csr.csv", csr_columns, csr_rows)
     for judge, rows in others.items():
         write_csv(res / f"csr_{judge}.csv", csr_columns, _csr_table(rows))
+    pooled_rows = _pooled_table(results)
+    write_csv(res / "csr_pooled.csv", ["method", "condition", "values", "value_laden", "n", "csr", "ci_low", "ci_high",
+                                       "mean_fluency"], pooled_rows)
     write_csv(res / "capability.csv", ["method", "benchmark", "score", "n"],
               [(r["method"], r["benchmark"], r["score"], r["n"]) for r in capability])
     stage_rows = [(s, len(v.get("runs", [])), round(sum(x["seconds"] for x in v.get("runs", [])), 1))
@@ -167,6 +181,11 @@ def write_report(out: Path, model_name: str, stages: Mapping[str, Any]) -> Path:
                       "| value | method | condition | n | CSR [95% CI] | fluency |", "|---|---|---|---|---|---|"]
             lines += [f"| {v} | {m} | {c} | {n} | {x:.2f} [{lo:.2f}, {hi:.2f}] | {f:.2f} |"
                       for v, m, c, n, x, lo, hi, f in rows]
+    if pooled_rows:
+        lines += ["", "## CSR pooled over the values, with 95% Wilson interval", "",
+                  "| method | condition | values | CSR [95% CI] (value-laden / n) | mean fluency |", "|---|---|---|---|---|"]
+        lines += [f"| {m} | {c} | {nv} | {x:.2f} [{lo:.2f}, {hi:.2f}] ({k}/{n}) | {f:.2f} |"
+                  for m, c, nv, k, n, x, lo, hi, f in pooled_rows]
     if capability:
         lines += ["", "## Capability", "", "| method | benchmark | score | n |", "|---|---|---|---|"]
         lines += [f"| {r['method']} | {r['benchmark']} | {float(r['score']):.4f} | {r['n']} |" for r in capability]
