@@ -129,6 +129,7 @@ def _pooled_table(results: Sequence[Mapping[str, str]]) -> list[tuple[Any, ...]]
                      round(float(np.mean([float(r["fluency"]) for r in sub])), 4)))
     return rows
 
+
 def _probe_table(accuracy: Sequence[Mapping[str, str]], exclude_last: int = EXCLUDE_LAST) -> list[tuple[Any, ...]]:
     rows = []
     for value in dict.fromkeys(r["value"] for r in accuracy):
