@@ -21,6 +21,7 @@ import numpy as np
 from scipy.stats import binomtest
 
 from workbench.evaluation.capability import load_mmlu
+from workbench.evaluation.suite_capability import mmlu_names, value_slices
 from workbench.io import atomic_write_text
 from workbench.reproduce import ReproConfig
 from workbench.values import VALUE_NAMES
@@ -49,11 +50,11 @@ def ungated_rows(out_dir: Path, mmlu: Path, n: int, shots: int, seed: int, value
                  ) -> list[dict[str, Any]]:
     """One paired row per value slice (unsteered vs ``conva-nogate``), then one for all questions."""
     items = load_mmlu(mmlu, n=n, k_shot=shots, seed=seed)
-    answers, tag = np.array([it.answer for it in items]), f"{len(items)}xmmlu_{shots}shot"
+    answers, (_, tag) = np.array([it.answer for it in items]), mmlu_names(len(items), shots)
     base = _predictions(out_dir / "mmlu" / f"none__{tag}.json")
     ungated = base.copy()
     rows = []
-    for value, idx in zip(values, np.array_split(np.arange(len(items)), len(values)), strict=True):
+    for value, idx in zip(values, value_slices(len(items), values), strict=True):
         ungated[idx] = _predictions(out_dir / "mmlu" / f"conva-nogate__{value}__{tag}.json")
         rows.append({"value": value, **paired(answers[idx], base[idx], ungated[idx])})
     return [*rows, {"value": "all", **paired(answers, base, ungated)}]

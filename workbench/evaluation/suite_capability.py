@@ -25,8 +25,18 @@ from workbench.evaluation.suite_inputs import Artefacts, method_spec
 from workbench.io import atomic_write_text, text_hash
 from workbench.steering import steer
 
-__all__ = ["cached_predictions", "capability_rows"]
+__all__ = ["cached_predictions", "capability_rows", "mmlu_names", "value_slices"]
 
+
+def mmlu_names(n_items: int, shots: int) -> tuple[str, str]:
+    """The MMLU benchmark's name in ``capability.csv`` (``mmlu_5shot``) and the tag of its cache files."""
+    benchmark = f"mmlu_{shots}shot"
+    return benchmark, f"{n_items}x{benchmark}"
+
+
+def value_slices(n_items: int, values: Sequence[str]) -> list[np.ndarray]:
+    """The question indices each value steers: its own contiguous slice, in the order of ``values``."""
+    return np.array_split(np.arange(n_items), len(values))
 
 def cached_predictions(cfg: SuiteConfig, name: str, key: Sequence[str], compute: Callable[[], np.ndarray]
                        ) -> np.ndarray:
@@ -62,9 +72,8 @@ def capability_rows(model: Any, cfg: SuiteConfig, fp: str, artefacts: dict[str, 
     if cfg.mmlu is not None:
         items = load_mmlu(cfg.mmlu, n=cfg.mmlu_n, k_shot=cfg.mmlu_shots, seed=cfg.seed)
         answers = np.array([it.answer for it in items])
-        slices = np.array_split(np.arange(len(items)), len(values))  # each value steers its own slice
-        benchmark = f"mmlu_{cfg.mmlu_shots}shot"
-        tag = f"{len(items)}x{benchmark}"
+        slices = value_slices(len(items), values)
+        benchmark, tag = mmlu_names(len(items), cfg.mmlu_shots)
         base = cached_predictions(cfg, f"none__{tag}", [fp, *(it.prompt for it in items)],
                                   lambda: mmlu_predictions(model, items, progress=cfg.progress))
         for method in methods:
