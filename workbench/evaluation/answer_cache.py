@@ -29,7 +29,7 @@ from workbench.methods import SUITE_METHODS, get_method
 from workbench.steering import SteeringSpec
 from workbench.vectors import ValueVector
 
-__all__ = ["gate_key", "generate_cached", "vector_key"]
+__all__ = ["answers_file", "gate_key", "generate_cached", "read_answers", "vector_key"]
 
 
 def vector_key(vec: ValueVector | None) -> str:
@@ -62,7 +62,12 @@ def _settings(model: Any, cfg: SuiteConfig, fp: str, value: str, method: str, co
     return spec, [fp, value, method, condition, *used, str(cfg.max_new_tokens), str(cfg.seed)]
 
 
-def _read(path: Path) -> dict[str, dict[str, Any]]:
+def answers_file(out: Path, value: str, method: str, condition: str) -> Path:
+    """Where the suite caches one value's answers for a method and condition, under results folder ``out``."""
+    return Path(out) / "generations" / value / f"{method}__{condition}.jsonl"
+
+
+def read_answers(path: Path) -> dict[str, dict[str, Any]]:
     """The cached records of one file by key; a damaged line (e.g. from a killed run) is left out."""
     done: dict[str, dict[str, Any]] = {}
     if path.is_file():
@@ -84,7 +89,7 @@ def _from_gate(model: Any, cfg: SuiteConfig, fp: str, value: str, spec: Steering
     sources = {}
     for is_open, name in ((False, "none"), (True, ungated)):
         _, settings = _settings(model, cfg, fp, value, name, condition, vec, naive, gate)
-        sources[is_open] = (name, settings, _read(cfg.out / "generations" / value / f"{name}__{condition}.jsonl"))
+        sources[is_open] = (name, settings, read_answers(answers_file(cfg.out, value, name, condition)))
     found = {}
     for i, score in enumerate(gate_scores(model, spec.gate, prompts).tolist()):
         name, settings, records = sources[score > spec.g0]
@@ -103,9 +108,9 @@ def generate_cached(model: Any, cfg: SuiteConfig, fp: str, value: str, method: s
     ``none`` or ``conva-nogate`` answers, by its gate (such records name their source in ``answer_of``).
     The cache file is rewritten after each batch, so an interrupted run keeps what it generated.
     """
-    path = cfg.out / "generations" / value / f"{method}__{condition}.jsonl"
+    path = answers_file(cfg.out, value, method, condition)
     spec, settings = _settings(model, cfg, fp, value, method, condition, vec, naive, gate)
-    done = _read(path)
+    done = read_answers(path)
     keys = [text_hash([*settings, p]) for p in prompts]
     todo = [i for i, k in enumerate(keys) if k not in done]
     # The suite method's own twin, not its base's: conva-naive steers as conva but with another vector.
