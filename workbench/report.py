@@ -30,6 +30,10 @@ from workbench.values import VALUE_NAMES
 __all__ = ["PAPER", "claims", "write_report"]
 
 BASELINES = ("none", "prompt", "caa")
+# results.csv rounds each CSR to 6 decimals, so two methods with the same counts can have means that
+# differ in the 7th; one answer moves a mean by at least 1e-4 (below 10,000 answers a value), so a
+# smaller difference is a tie, not a win.
+TIE = 1e-4
 PAPER = {
     "csr": "ConVA's CSR +29.6% relative over prompting and CAA on average, fluency >= 0.97",
     "negative": "ConVA keeps control under a negative system prompt where prompting fails",
@@ -64,7 +68,7 @@ def claims(results: Sequence[Mapping[str, str]], capability: Sequence[Mapping[st
         best = max(base.values())
         gain = (conva - best) / best if best else float("inf")
         per_value = _values_beating_baselines(results)
-        ok = conva > best and (flu or 0) >= 0.95
+        ok = _above(conva, best) and (flu or 0) >= 0.95
         out.append(("csr", PAPER["csr"], f"mean CSR conva {conva:.3f} vs prompt {base['prompt']:.3f}, caa {base['caa']:.3f} "
                     f"({gain:+.1%} over the better); fluency {flu:.3f}; conva above every baseline for {per_value} values "
                     "(rule: mean CSR above both baselines and fluency >= 0.95)",
@@ -74,7 +78,7 @@ def claims(results: Sequence[Mapping[str, str]], capability: Sequence[Mapping[st
         out.append(("negative", PAPER["negative"], "needs none, prompt and conva under the negative prompt",
                     "not testable here"))
     else:
-        ok = neg["conva"] > max(neg["none"], neg["prompt"])
+        ok = _above(neg["conva"], max(neg["none"], neg["prompt"]))
         out.append(("negative", PAPER["negative"], f"CSR under the negative prompt: conva {neg['conva']:.3f}, prompt "
                     f"{neg['prompt']:.3f}, none {neg['none']:.3f} (rule: conva above both)",
                     ("confirmed" if ok else "not confirmed") + partial))
@@ -95,16 +99,21 @@ def claims(results: Sequence[Mapping[str, str]], capability: Sequence[Mapping[st
     else:
         rho = float(agreement["spearman_rho"])
         out.append(("circumplex", PAPER["circumplex"], f"Spearman rho {rho:.3f} between vector similarity and circumplex "
-                    f"distance over {agreement['n_pairs']} pairs ({agreement['layer_rule']} layers; rule: rho <= -0.3)",
+                    f"distance over {agreement['n_pairs']} pairs ({agreement['layer_rule']}; rule: rho <= -0.3)",
                     "confirmed" if rho <= -0.3 else "not confirmed"))
     return out
+
+
+def _above(a: float, b: float) -> bool:
+    """``a`` above ``b`` by more than :data:`TIE`."""
+    return a > b + TIE
 
 
 def _values_beating_baselines(results: Sequence[Mapping[str, str]]) -> str:
     by = {(r["value"], r["method"]): r for r in results if r["condition"] == "plain"}
     values = sorted({v for v, _ in by})
     wins = [v for v in values if (v, "conva") in by and float(by[(v, "conva")]["fluency"]) >= 0.95
-            and all((v, m) in by and float(by[(v, "conva")]["csr"]) > float(by[(v, m)]["csr"]) for m in BASELINES)]
+            and all((v, m) in by and _above(float(by[(v, "conva")]["csr"]), float(by[(v, m)]["csr"])) for m in BASELINES)]
     return f"{len(wins)} of {len(values)}"
 
 
