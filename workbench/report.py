@@ -31,7 +31,7 @@ __all__ = ["PAPER", "claims", "write_report"]
 
 BASELINES = ("none", "prompt", "caa")
 # results.csv rounds each CSR to 6 decimals, so two methods with the same counts can have means that
-# differ in the 7th; one answer moves a mean by at least 1e-4 (below 10,000 answers a value), so a
+# differ in the 7th; one answer moves a mean by at least 1e-4 (below 10,000 answers in all), so a
 # smaller difference is a tie, not a win.
 TIE = 1e-4
 PAPER = {
