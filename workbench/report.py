@@ -15,10 +15,9 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from workbench.constants import EXCLUDE_LAST
 from workbench.evaluation.suite_config import is_mmlu_accuracy
@@ -30,10 +29,6 @@ from workbench.values import VALUE_NAMES
 __all__ = ["PAPER", "claims", "write_report"]
 
 BASELINES = ("none", "prompt", "caa")
-# results.csv rounds each CSR to 6 decimals, so two methods with the same counts can have means that
-# differ in the 7th; one answer moves a mean by at least 1e-4 (below 10,000 answers in all), so a
-# smaller difference is a tie, not a win.
-TIE = 1e-4
 PAPER = {
     "csr": "ConVA's CSR +29.6% relative over prompting and CAA on average, fluency >= 0.97",
     "negative": "ConVA keeps control under a negative system prompt where prompting fails",
@@ -49,9 +44,16 @@ def _read(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def _count(row: Mapping[str, str], key: str = "csr") -> int:
+    """The answers behind a row's share ``key`` (results.csv stores k / n rounded to 6 decimals)."""
+    return round(float(row[key]) * int(row["n"]))
+
+
 def _mean(rows: Sequence[Mapping[str, str]], method: str, condition: str, key: str = "csr") -> float | None:
-    xs = [float(r[key]) for r in rows if r["method"] == method and r["condition"] == condition]
-    return float(np.mean(xs)) if xs else None
+    """The mean of a share over the values, exact from the counts, so equal counts tie instead of
+    differing by the rounding of results.csv."""
+    xs = [Fraction(_count(r, key), int(r["n"])) for r in rows if r["method"] == method and r["condition"] == condition]
+    return float(sum(xs) / len(xs)) if xs else None
 
 
 def claims(results: Sequence[Mapping[str, str]], capability: Sequence[Mapping[str, str]],
@@ -68,7 +70,7 @@ def claims(results: Sequence[Mapping[str, str]], capability: Sequence[Mapping[st
         best = max(base.values())
         gain = (conva - best) / best if best else float("inf")
         per_value = _values_beating_baselines(results)
-        ok = _above(conva, best) and (flu or 0) >= 0.95
+        ok = conva > best and (flu or 0) >= 0.95
         out.append(("csr", PAPER["csr"], f"mean CSR conva {conva:.3f} vs prompt {base['prompt']:.3f}, caa {base['caa']:.3f} "
                     f"({gain:+.1%} over the better); fluency {flu:.3f}; conva above every baseline for {per_value} values "
                     "(rule: mean CSR above both baselines and fluency >= 0.95)",
@@ -78,7 +80,7 @@ def claims(results: Sequence[Mapping[str, str]], capability: Sequence[Mapping[st
         out.append(("negative", PAPER["negative"], "needs none, prompt and conva under the negative prompt",
                     "not testable here"))
     else:
-        ok = _above(neg["conva"], max(neg["none"], neg["prompt"]))
+        ok = neg["conva"] > max(neg["none"], neg["prompt"])
         out.append(("negative", PAPER["negative"], f"CSR under the negative prompt: conva {neg['conva']:.3f}, prompt "
                     f"{neg['prompt']:.3f}, none {neg['none']:.3f} (rule: conva above both)",
                     ("confirmed" if ok else "not confirmed") + partial))
@@ -104,16 +106,11 @@ def claims(results: Sequence[Mapping[str, str]], capability: Sequence[Mapping[st
     return out
 
 
-def _above(a: float, b: float) -> bool:
-    """``a`` above ``b`` by more than :data:`TIE`."""
-    return a > b + TIE
-
-
 def _values_beating_baselines(results: Sequence[Mapping[str, str]]) -> str:
     by = {(r["value"], r["method"]): r for r in results if r["condition"] == "plain"}
     values = sorted({v for v, _ in by})
     wins = [v for v in values if (v, "conva") in by and float(by[(v, "conva")]["fluency"]) >= 0.95
-            and all((v, m) in by and _above(float(by[(v, "conva")]["csr"]), float(by[(v, m)]["csr"])) for m in BASELINES)]
+            and all((v, m) in by and float(by[(v, "conva")]["csr"]) > float(by[(v, m)]["csr"]) for m in BASELINES)]
     return f"{len(wins)} of {len(values)}"
 
 
@@ -132,10 +129,10 @@ def _pooled_table(results: Sequence[Mapping[str, str]]) -> list[tuple[Any, ...]]
     rows = []
     for method, condition in dict.fromkeys((r["method"], r["condition"]) for r in results):
         sub = [r for r in results if r["method"] == method and r["condition"] == condition]
-        k, n = sum(round(float(r["csr"]) * int(r["n"])) for r in sub), sum(int(r["n"]) for r in sub)
+        k, n = sum(_count(r) for r in sub), sum(int(r["n"]) for r in sub)
         lo, hi = wilson_interval(k / n, n)
         rows.append((method, condition, len(sub), k, n, round(k / n, 4), round(lo, 4), round(hi, 4),
-                     round(float(np.mean([float(r["fluency"]) for r in sub])), 4)))
+                     round(_mean(sub, method, condition, "fluency"), 4)))
     return rows
 
 
