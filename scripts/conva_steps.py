@@ -37,13 +37,10 @@ def main() -> None:
     for value in resolve_values(args.values):
         vec = load_vector(args.out / "vectors" / f"{value}.safetensors", model)
         prompts = load_value_prompts(value)[1]
-        res = generate(model, prompts, vector=vec, method="conva-nogate", p0=defaults[value]["p0"],
-                       max_new_tokens=1, batch_size=len(prompts))
-        eps = [[float(r.get("eps", 0.0)) for r in a.layers] for a in res.audits]
-        unshifted = sum(all(e == 0.0 for e in row) for row in eps)
-        mean_layers = sum(sum(e > 0 for e in row) for row in eps) / len(eps)
-        print(f"| {value} | {defaults[value]['p0']} | {len(vec.layers)} | {unshifted}/{len(prompts)} | "
-              f"{mean_layers:.2f} | {max(max(row, default=0.0) for row in eps):.3g} |", flush=True)
+        frame = generate(model, prompts, vector=vec, method="conva-nogate", p0=defaults[value]["p0"],
+                         max_new_tokens=1, batch_size=len(prompts)).to_frame()
+        print(f"| {value} | {defaults[value]['p0']} | {len(vec.layers)} | {(frame.n_layers == 0).sum()}/{len(prompts)} | "
+              f"{frame.n_layers.mean():.2f} | {frame.max_eps.max():.3g} |", flush=True)
 
 
 if __name__ == "__main__":
